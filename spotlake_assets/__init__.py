@@ -1,0 +1,1 @@
+"""SpotLake Assets: Dagster assets collecting cloud Spot-instance availability."""

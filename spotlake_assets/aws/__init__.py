@@ -1,0 +1,1 @@
+"""The AWS provider: workload, SPS, interruption frequency, prices, merge, delta."""

@@ -1,0 +1,1 @@
+"""AWS collectors: each is get (through the `AwsApi` resource) → transform (pure) → frame for the lake."""

@@ -1,0 +1,1 @@
+"""Provider-independent pieces: windows, partitions, run metrics, the shared merge/delta factory."""

@@ -1,0 +1,41 @@
+"""DataFrames in and out of the lake as Parquet (zstd). Never pickle: the lake crosses process and bucket
+boundaries, and Parquet keeps the schema."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spotlake_assets.lake.errors import CorruptLakeFile
+from spotlake_assets.lake.resources import LakeResource, StoredObject
+
+
+def frame_to_parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def parquet_to_frame(data: bytes, location: str, required: tuple[str, ...] = ()) -> pd.DataFrame:
+    try:
+        frame = pq.read_table(io.BytesIO(data)).to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptLakeFile(location, f"not a readable Parquet file ({exc})") from exc
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise CorruptLakeFile(location, f"missing columns {missing}")
+    return frame
+
+
+def write_frame(
+    lake: LakeResource, key: str, frame: pd.DataFrame, *, create_only: bool = False
+) -> StoredObject:
+    return lake.write_bytes(key, frame_to_parquet(frame), create_only=create_only)
+
+
+def read_frame(lake: LakeResource, key: str, required: tuple[str, ...] = ()) -> pd.DataFrame:
+    return parquet_to_frame(lake.read_bytes(key), lake.location(key), required)

@@ -1,0 +1,69 @@
+"""SpotLake's object-key layout (DESIGN §2). Pure: every key is a function of provider and partition."""
+
+from __future__ import annotations
+
+from spotlake_assets.core.windows import day_start, window_start
+
+
+def _window_parts(partition_key: str) -> tuple[str, str]:
+    start = window_start(partition_key)
+    return start.strftime("%Y/%m/%d"), start.strftime("%H-%M")
+
+
+def _day_path(day_key: str) -> str:
+    return day_start(day_key).strftime("%Y/%m/%d")
+
+
+def workload_key(provider: str, day_key: str) -> str:
+    return f"rawdata/{provider}/workloads/{_day_path(day_key)}/workload.parquet"
+
+
+def sps_key(provider: str, partition_key: str, capacity: int) -> str:
+    day, hm = _window_parts(partition_key)
+    return f"rawdata/{provider}/sps/{day}/{hm}_sps_{capacity}.parquet"
+
+
+def interruption_frequency_key(provider: str, partition_key: str) -> str:
+    day, hm = _window_parts(partition_key)
+    return f"rawdata/{provider}/spot_if/{day}/{hm}_spot_if.parquet"
+
+
+def spot_price_key(provider: str, partition_key: str) -> str:
+    day, hm = _window_parts(partition_key)
+    return f"rawdata/{provider}/spot_price/{day}/{hm}_spot_price.parquet"
+
+
+def ondemand_price_key(provider: str, day_key: str) -> str:
+    return f"rawdata/{provider}/ondemand_price/{_day_path(day_key)}/ondemand_price.parquet"
+
+
+def merged_key(provider: str, partition_key: str) -> str:
+    day, hm = _window_parts(partition_key)
+    return f"merged/{provider}/{day}/{hm}_merged.parquet"
+
+
+def delta_key(provider: str, partition_key: str) -> str:
+    day, hm = _window_parts(partition_key)
+    return f"delta/{provider}/{day}/{hm}_delta.parquet"
+
+
+def history_key(provider: str, partition_key: str) -> str:
+    day, hm = _window_parts(partition_key)
+    return f"history/{provider}/{day}/{hm}.parquet"
+
+
+def latest_key(provider: str) -> str:
+    return f"latest_data/latest_{provider}.json"
+
+
+def sps_checkpoint_prefix(provider: str, partition_key: str) -> str:
+    day, hm = _window_parts(partition_key)
+    return f"state/{provider}/sps_checkpoints/{day}/{hm}/"
+
+
+def sps_checkpoint_key(provider: str, partition_key: str, group: int) -> str:
+    return f"{sps_checkpoint_prefix(provider, partition_key)}group_{group:05d}.parquet"
+
+
+def credential_map_key(provider: str, day_key: str) -> str:
+    return f"state/{provider}/credential_map/{_day_path(day_key)}.json"

@@ -1,0 +1,265 @@
+"""Lake storage resources: one interface, a local directory and an S3 bucket behind it.
+
+Every write is atomic (a reader sees the old object or the new one, never half of one) and can be made
+conditional: ``create_only`` refuses to replace an existing object, ``if_match`` refuses to replace an object
+that changed since it was read. The `test` environment reads configuration from one bucket and writes
+everything to another; the S3 lake refuses, at the client level, any write aimed at the read bucket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import dagster as dg
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from pydantic import PrivateAttr
+
+from spotlake_assets.lake.errors import LakeKeyNotFound, PreconditionFailed, ReadOnlyLocation
+
+# S3 operations that change a bucket; the read-bucket guard refuses all of them.
+_S3_WRITE_OPERATIONS = frozenset(
+    {
+        "PutObject",
+        "CopyObject",
+        "DeleteObject",
+        "DeleteObjects",
+        "CreateMultipartUpload",
+        "UploadPart",
+        "CompleteMultipartUpload",
+        "PutObjectTagging",
+        "PutObjectAcl",
+        "RestoreObject",
+    }
+)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    etag: str
+
+
+class LakeResource(dg.ConfigurableResource, ABC):  # type: ignore[misc]
+    """Where SpotLake's objects live. Keys follow `spotlake_assets.lake.keys`."""
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """The object's bytes; `LakeKeyNotFound` when absent."""
+
+    @abstractmethod
+    def head(self, key: str) -> StoredObject | None:
+        """The object's current ETag, or None when it does not exist."""
+
+    @abstractmethod
+    def write_bytes(
+        self, key: str, data: bytes, *, create_only: bool = False, if_match: str | None = None
+    ) -> StoredObject:
+        """Write atomically; `PreconditionFailed` when a condition does not hold."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, sorted."""
+
+    @abstractmethod
+    def read_config_bytes(self, key: str) -> bytes:
+        """Configuration (credential pools and the like): in `test` this comes from the read bucket."""
+
+    @abstractmethod
+    def location(self, key: str) -> str:
+        """A human-readable address of ``key`` (a path or an s3:// URL)."""
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+class LocalLake(LakeResource):
+    """A lake in a local directory. Writes go to a temporary file in the same directory, then are
+    renamed into place (atomic on POSIX); conditional writes hold an exclusive lock on the lake."""
+
+    root: str
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in Path(key).parts:
+            raise ValueError(f"lake key {key!r} must be relative and stay inside the lake")
+        return Path(self.root) / key
+
+    def location(self, key: str) -> str:
+        return str(self._path(key))
+
+    def read_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise LakeKeyNotFound(str(path)) from None
+
+    def read_config_bytes(self, key: str) -> bytes:
+        return self.read_bytes(key)
+
+    def head(self, key: str) -> StoredObject | None:
+        path = self._path(key)
+        try:
+            return StoredObject(key, _etag(path.read_bytes()))
+        except FileNotFoundError:
+            return None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        root = Path(self.root)
+        root.mkdir(parents=True, exist_ok=True)
+        with (root / ".lake.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def write_bytes(
+        self, key: str, data: bytes, *, create_only: bool = False, if_match: str | None = None
+    ) -> StoredObject:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if create_only:
+                try:
+                    # link() fails if the target exists: an atomic create-only publish.
+                    os.link(tmp, path)
+                except FileExistsError:
+                    raise PreconditionFailed(str(path), "the object already exists") from None
+            elif if_match is not None:
+                with self._locked():
+                    current = self.head(key)
+                    if current is None or current.etag != if_match:
+                        raise PreconditionFailed(str(path), "the object changed since it was read")
+                    tmp.replace(path)
+            else:
+                tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return StoredObject(key, _etag(data))
+
+    def list_keys(self, prefix: str) -> list[str]:
+        root = Path(self.root)
+        base = root / prefix
+        search = base if base.is_dir() else base.parent
+        if not search.is_dir():
+            return []
+        keys = [
+            p.relative_to(root).as_posix()
+            for p in search.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        ]
+        return sorted(k for k in keys if k.startswith(prefix))
+
+
+class S3Lake(LakeResource):
+    """A lake in S3. ``config_bucket`` (default: ``bucket``) holds configuration that is only read;
+    when it differs from ``bucket``, every write operation aimed at it is refused before it is sent."""
+
+    bucket: str
+    config_bucket: str | None = None
+    region_name: str = "us-west-2"
+    endpoint_url: str | None = None
+    max_attempts: int = 5
+
+    _client: Any = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def read_bucket(self) -> str:
+        return self.config_bucket or self.bucket
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                client = boto3.session.Session().client(
+                    "s3",
+                    region_name=self.region_name,
+                    endpoint_url=self.endpoint_url,
+                    config=Config(retries={"mode": "standard", "max_attempts": self.max_attempts}),
+                )
+                if self.read_bucket != self.bucket:
+                    client.meta.events.register("provide-client-params.s3.*", self._refuse_read_bucket_writes)
+                self._client = client
+            return self._client
+
+    def _refuse_read_bucket_writes(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in _S3_WRITE_OPERATIONS and params.get("Bucket") == self.read_bucket:
+            raise ReadOnlyLocation(
+                f"{model.name} on s3://{self.read_bucket} refused: this environment only reads that bucket"
+                f" and writes to s3://{self.bucket}"
+            )
+
+    def location(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _get(self, bucket: str, key: str) -> bytes:
+        try:
+            body: bytes = self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                raise LakeKeyNotFound(f"s3://{bucket}/{key}") from None
+            raise
+        return body
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._get(self.bucket, key)
+
+    def read_config_bytes(self, key: str) -> bytes:
+        return self._get(self.read_bucket, key)
+
+    def head(self, key: str) -> StoredObject | None:
+        try:
+            response = self.client().head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+        return StoredObject(key, str(response["ETag"]).strip('"'))
+
+    def write_bytes(
+        self, key: str, data: bytes, *, create_only: bool = False, if_match: str | None = None
+    ) -> StoredObject:
+        extra: dict[str, str] = {}
+        if create_only:
+            extra["IfNoneMatch"] = "*"
+        elif if_match is not None:
+            extra["IfMatch"] = f'"{if_match}"'
+        try:
+            response = self.client().put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+                detail = "the object already exists" if create_only else "the object changed since it was read"
+                raise PreconditionFailed(self.location(key), detail) from None
+            raise
+        return StoredObject(key, str(response["ETag"]).strip('"'))
+
+    def list_keys(self, prefix: str) -> list[str]:
+        paginator = self.client().get_paginator("list_objects_v2")
+        keys: list[str] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(keys)
