@@ -3,23 +3,48 @@ one (`spotlake_assets.aws.simulation`, the embedded default). Collectors only se
 
 from __future__ import annotations
 
+import http.client
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, cast
 
+import boto3
 import dagster as dg
+import tenacity
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from pydantic import PrivateAttr
 
+if TYPE_CHECKING:
+    # Type stubs only (dev dependency): never imported at run time.
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_pricing import PricingClient
+    from mypy_boto3_pricing.type_defs import FilterTypeDef
+
+from spotlake_assets.aws.constants import PRICING_REGION, SPOT_ADVISOR_URL, SPOT_PRODUCT_DESCRIPTION
 from spotlake_assets.aws.models import (
     AvailabilityZone,
+    AwsApiError,
+    ConfigLimitExceeded,
     Credential,
+    MalformedResponse,
     Offering,
     OndemandQuote,
+    RegionUnavailable,
     SpotPriceQuote,
     SpsScore,
+    Throttled,
 )
 
 
-class AwsApi(dg.ConfigurableResource, ABC):  # type: ignore[misc]
+class AwsApi(dg.ConfigurableResource, ABC):  # type: ignore[type-arg]
     """Every AWS call SpotLake makes. Methods raise the errors of `spotlake_assets.aws.models`.
 
     ``window_start`` arguments say which 10-minute window a call observes. The real API always answers for
@@ -65,8 +90,411 @@ class AwsApi(dg.ConfigurableResource, ABC):  # type: ignore[misc]
 
     @abstractmethod
     def ondemand_prices(self, region: str) -> list[OndemandQuote]:
-        """On-demand Linux, shared-tenancy, no-pre-installed-software hourly prices (Pricing API, all pages)."""
+        """On-demand Linux, shared-tenancy, no-pre-installed-software hourly prices (Pricing API, all
+        pages)."""
 
     @abstractmethod
     def spot_advisor_document(self, window_start: datetime) -> bytes:
         """The Spot Instance Advisor JSON document, as published."""
+
+
+# Error codes that mean "slow down". botocore's retry modes already back off on them; seeing one here means
+# the client's own attempts ran out.
+_THROTTLING_CODES = frozenset(
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "EC2ThrottledException",
+        "SlowDown",
+    }
+)
+_CONFIG_LIMIT_CODE = "MaxConfigLimitExceeded"
+_RETRY_MODES = frozenset({"legacy", "standard", "adaptive"})
+# Regions that are usable without asking: the account never has to opt in, or already did.
+_ENABLED_OPT_IN_STATUSES = frozenset({"opt-in-not-required", "opted-in"})
+# HTTP statuses of the advisor document worth another attempt (server side or rate limiting).
+_RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# Pricing API filters for the on-demand price SpotLake compares spot prices with (DESIGN §2).
+_ONDEMAND_FILTERS: tuple[tuple[str, str], ...] = (
+    ("operatingSystem", "Linux"),
+    ("tenancy", "Shared"),
+    ("preInstalledSw", "NA"),
+    ("capacitystatus", "Used"),
+    ("licenseModel", "No License required"),
+)
+
+log = logging.getLogger(__name__)
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _error_message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", "")).strip()
+
+
+@contextmanager
+def _region_errors(region: str, operation: str) -> Iterator[None]:
+    """Turn botocore failures of a regional call into the resource's errors.
+
+    Reaching here means botocore's retry mode already gave up, so the failure is persistent for this run.
+    Parameter validation errors are bugs in this module and propagate unchanged.
+    """
+    try:
+        yield
+    except ClientError as exc:
+        code = _error_code(exc)
+        if code in _THROTTLING_CODES:
+            raise Throttled(f"{region}: {operation}: {code} persisted after the client's retries") from exc
+        raise RegionUnavailable(region, f"{operation}: {code}: {_error_message(exc)}") from exc
+    except ParamValidationError:
+        raise
+    except BotoCoreError as exc:
+        raise RegionUnavailable(region, f"{operation}: {type(exc).__name__}: {exc}") from exc
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # Window starts are UTC; a naive datetime is read as UTC rather than as the machine's local time.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _is_retryable_download_error(exc: BaseException) -> bool:
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code in _RETRYABLE_HTTP_STATUSES
+    # URLError (DNS, refused connection) and timeouts are OSErrors; IncompleteRead (a connection cut
+    # mid-body) is an HTTPException.
+    return isinstance(exc, OSError | http.client.HTTPException)
+
+
+def _ondemand_price(item: str, region: str) -> OndemandQuote | None:
+    """One Pricing API ``PriceList`` item → a quote; None for products without a usable on-demand price.
+
+    Raises `MalformedResponse` naming the SKU (when it can be read) for items that break the documented
+    shape.
+    """
+    try:
+        product_doc = json.loads(item)
+    except (TypeError, ValueError) as exc:
+        raise MalformedResponse(f"pricing {region}: a PriceList item is not JSON: {exc}") from exc
+    if not isinstance(product_doc, dict):
+        raise MalformedResponse(f"pricing {region}: a PriceList item is not a JSON object")
+    product = product_doc.get("product")
+    sku = product.get("sku", "?") if isinstance(product, dict) else "?"
+    where = f"pricing {region} SKU {sku}"
+    if not isinstance(product, dict) or not isinstance(product.get("attributes"), dict):
+        raise MalformedResponse(f"{where}: no product.attributes")
+    attributes = product["attributes"]
+    instance_type = attributes.get("instanceType")
+    if not isinstance(instance_type, str) or not instance_type:
+        raise MalformedResponse(f"{where}: no product.attributes.instanceType")
+    # Capacity Blocks and similar offers share the filters above but are not the plain on-demand rate.
+    if attributes.get("marketoption", "OnDemand") != "OnDemand":
+        return None
+    terms = product_doc.get("terms", {})
+    if not isinstance(terms, dict):
+        raise MalformedResponse(f"{where}: terms is not an object")
+    ondemand_terms = terms.get("OnDemand") or {}
+    if not isinstance(ondemand_terms, dict):
+        raise MalformedResponse(f"{where}: terms.OnDemand is not an object")
+    for term_code, term in ondemand_terms.items():
+        dimensions = term.get("priceDimensions") if isinstance(term, dict) else None
+        if not isinstance(dimensions, dict):
+            raise MalformedResponse(f"{where}: terms.OnDemand.{term_code} has no priceDimensions")
+        for rate_code, dimension in dimensions.items():
+            unit_price = dimension.get("pricePerUnit") if isinstance(dimension, dict) else None
+            if not isinstance(unit_price, dict):
+                raise MalformedResponse(f"{where}: priceDimensions.{rate_code} has no pricePerUnit")
+            usd = unit_price.get("USD")
+            if usd is None:
+                continue
+            try:
+                price = float(usd)
+            except (TypeError, ValueError) as exc:
+                raise MalformedResponse(f"{where}: pricePerUnit.USD {usd!r} is not a number") from exc
+            if price > 0:
+                return OndemandQuote(region=region, instance_type=instance_type, price=price)
+    return None
+
+
+class Boto3AwsApi(AwsApi):
+    """`AwsApi` on the real AWS APIs through boto3 (production).
+
+    Throttling back-off belongs to botocore's retry mode (``retry_mode``, ``max_attempts``): this class never
+    loops on AWS calls itself. Clients are created on first use, never at import or construction, and cached
+    per (service, region, credential); botocore clients are thread-safe once built, but building them from
+    one session is not, hence the lock. Calls other than SPS use the ambient credential chain (environment,
+    instance profile); SPS calls sign with the pool credential they are given.
+    """
+
+    region_name: str = "us-east-1"  # where describe_regions is asked
+    sps_region: str = "us-west-2"  # endpoint of get_spot_placement_scores (RegionNames says what it scores)
+    pricing_region: str = PRICING_REGION
+    endpoint_url: str | None = None  # a moto server in tests; None for AWS
+    max_attempts: int = 8
+    retry_mode: str = "adaptive"
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    advisor_url: str = SPOT_ADVISOR_URL
+    advisor_timeout_s: float = 30.0
+    advisor_attempts: int = 4
+    advisor_backoff_s: float = 1.0  # first wait of the advisor download's exponential back-off
+
+    _clients: dict[tuple[str, str, Credential | None], Any] = PrivateAttr(default_factory=dict)
+    _session: Any = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def simulated(self) -> bool:
+        return False
+
+    def _client(self, service: str, region: str, credential: Credential | None = None) -> Any:
+        """The cached botocore client for ``service`` in ``region`` (signed with ``credential`` if given).
+
+        Tests activate a `botocore.stub.Stubber` on the client this returns: the resource then uses it.
+        """
+        key = (service, region, credential)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                if credential is None:
+                    if self._session is None:
+                        self._session = boto3.session.Session()
+                    session = self._session
+                else:
+                    session = boto3.session.Session(
+                        aws_access_key_id=credential.access_key_id,
+                        aws_secret_access_key=credential.secret_access_key,
+                    )
+                if self.retry_mode not in _RETRY_MODES:
+                    raise ValueError(f"retry_mode {self.retry_mode!r} is not one of {sorted(_RETRY_MODES)}")
+                mode = cast(Literal["legacy", "standard", "adaptive"], self.retry_mode)
+                config = Config(
+                    retries={"max_attempts": self.max_attempts, "mode": mode},
+                    connect_timeout=self.connect_timeout,
+                    read_timeout=self.read_timeout,
+                )
+                client = session.client(
+                    service, region_name=region, endpoint_url=self.endpoint_url, config=config
+                )
+                self._clients[key] = client
+                log.debug(
+                    "created %s client in %s for %s",
+                    service,
+                    region,
+                    credential.label if credential else "the ambient credentials",
+                )
+            return client
+
+    def _ec2(self, region: str, credential: Credential | None = None) -> EC2Client:
+        return cast("EC2Client", self._client("ec2", region, credential))
+
+    def _pricing(self) -> PricingClient:
+        return cast("PricingClient", self._client("pricing", self.pricing_region))
+
+    def regions(self) -> list[str]:
+        # Without AllRegions, EC2 lists only the regions this account can use; the status check also drops
+        # any region a future API version would list before its opt-in completes.
+        with _region_errors(self.region_name, "DescribeRegions"):
+            answer = self._ec2(self.region_name).describe_regions(AllRegions=False)
+        return sorted(
+            region["RegionName"]
+            for region in answer.get("Regions", [])
+            if region.get("OptInStatus", "opt-in-not-required") in _ENABLED_OPT_IN_STATUSES
+        )
+
+    def availability_zones(self, region: str) -> list[AvailabilityZone]:
+        with _region_errors(region, "DescribeAvailabilityZones"):
+            answer = self._ec2(region).describe_availability_zones()
+        zones: list[AvailabilityZone] = []
+        for zone in answer.get("AvailabilityZones", []):
+            # Local and Wavelength zones are not scored by SPS with SingleAvailabilityZone.
+            if zone.get("ZoneType", "availability-zone") != "availability-zone":
+                continue
+            if "ZoneName" not in zone or "ZoneId" not in zone:
+                raise MalformedResponse(
+                    f"{region}: DescribeAvailabilityZones returned a zone without name/id"
+                )
+            zones.append(AvailabilityZone(region=region, name=zone["ZoneName"], zone_id=zone["ZoneId"]))
+        return sorted(zones, key=lambda z: z.zone_id)
+
+    def instance_type_offerings(self, region: str) -> list[Offering]:
+        """Offerings per AZ id, restricted to the region's availability zones (one extra
+        DescribeAvailabilityZones call: offerings in Local/Wavelength zones are dropped)."""
+        zone_ids = {zone.zone_id for zone in self.availability_zones(region)}
+        offerings: set[Offering] = set()
+        with _region_errors(region, "DescribeInstanceTypeOfferings"):
+            pages = self._ec2(region).get_paginator("describe_instance_type_offerings")
+            for page in pages.paginate(
+                LocationType="availability-zone-id", PaginationConfig={"PageSize": 1000}
+            ):
+                for item in page.get("InstanceTypeOfferings", []):
+                    zone_id = item.get("Location")
+                    instance_type = item.get("InstanceType")
+                    if not zone_id or not instance_type:
+                        raise MalformedResponse(f"{region}: an instance type offering without type or zone")
+                    if zone_id in zone_ids:
+                        offerings.add(Offering(instance_type=instance_type, region=region, zone_id=zone_id))
+        return sorted(offerings, key=lambda o: (o.instance_type, o.zone_id))
+
+    def spot_placement_scores(
+        self,
+        credential: Credential,
+        instance_type: str,
+        regions: Sequence[str],
+        capacity: int,
+        window_start: datetime,
+    ) -> list[SpsScore]:
+        """See `AwsApi.spot_placement_scores`. ``window_start`` is ignored: AWS only scores "now"."""
+        scores: list[SpsScore] = []
+        try:
+            pages = self._ec2(self.sps_region, credential).get_paginator("get_spot_placement_scores")
+            for page in pages.paginate(
+                InstanceTypes=[instance_type],
+                RegionNames=list(regions),
+                SingleAvailabilityZone=True,
+                TargetCapacity=capacity,
+                TargetCapacityUnitType="units",
+            ):
+                for item in page.get("SpotPlacementScores", []):
+                    region = item.get("Region", "an unnamed region")
+                    if not item.get("AvailabilityZoneId"):
+                        raise MalformedResponse(
+                            f"SPS {instance_type} in {region}: a score without AvailabilityZoneId "
+                            "(SingleAvailabilityZone=True must name the AZ)"
+                        )
+                    if "Score" not in item or "Region" not in item:
+                        raise MalformedResponse(
+                            f"SPS {instance_type} in {region}: a score without Score/Region"
+                        )
+                    scores.append(
+                        SpsScore(
+                            instance_type=instance_type,
+                            region=item["Region"],
+                            zone_id=item["AvailabilityZoneId"],
+                            score=int(item["Score"]),
+                        )
+                    )
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code == _CONFIG_LIMIT_CODE:
+                raise ConfigLimitExceeded(f"{credential.label}: {code}: {_error_message(exc)}") from exc
+            if code in _THROTTLING_CODES:
+                raise Throttled(f"{credential.label}: {code} persisted after the client's retries") from exc
+            raise RegionUnavailable(
+                self.sps_region,
+                f"GetSpotPlacementScores with {credential.label}: {code}: {_error_message(exc)}",
+            ) from exc
+        except ParamValidationError:
+            raise
+        except BotoCoreError as exc:
+            raise RegionUnavailable(
+                self.sps_region,
+                f"GetSpotPlacementScores with {credential.label}: {type(exc).__name__}: {exc}",
+            ) from exc
+        return scores
+
+    def spot_prices(self, region: str, window_start: datetime) -> list[SpotPriceQuote]:
+        """The price in effect at ``window_start`` per (instance type, AZ name).
+
+        With StartTime = EndTime AWS returns every record whose validity covers that instant, which can be
+        several per pair; the newest one at or before the instant is the price then in force.
+        """
+        moment = _as_utc(window_start)
+        newest: dict[tuple[str, str], tuple[datetime, float]] = {}
+        with _region_errors(region, "DescribeSpotPriceHistory"):
+            pages = self._ec2(region).get_paginator("describe_spot_price_history")
+            for page in pages.paginate(
+                ProductDescriptions=[SPOT_PRODUCT_DESCRIPTION],
+                StartTime=moment,
+                EndTime=moment,
+                PaginationConfig={"PageSize": 1000},
+            ):
+                for record in page.get("SpotPriceHistory", []):
+                    try:
+                        pair = (record["InstanceType"], record["AvailabilityZone"])
+                        stamp = _as_utc(record["Timestamp"])
+                        price = float(record["SpotPrice"])
+                    except (KeyError, TypeError, ValueError) as exc:
+                        raise MalformedResponse(
+                            f"{region}: a spot price record without a usable type/AZ/time/price: {exc!r}"
+                        ) from exc
+                    if stamp > moment:
+                        continue
+                    current = newest.get(pair)
+                    if current is None or stamp > current[0]:
+                        newest[pair] = (stamp, price)
+        return [
+            SpotPriceQuote(instance_type=instance_type, zone_name=zone_name, price=price)
+            for (instance_type, zone_name), (_, price) in sorted(newest.items())
+        ]
+
+    def ondemand_prices(self, region: str) -> list[OndemandQuote]:
+        filters: list[FilterTypeDef] = [
+            {"Type": "TERM_MATCH", "Field": field, "Value": value}
+            for field, value in (("regionCode", region), *_ONDEMAND_FILTERS)
+        ]
+        quotes: dict[str, OndemandQuote] = {}
+        with _region_errors(region, "GetProducts"):
+            pages = self._pricing().get_paginator("get_products")
+            for page in pages.paginate(
+                ServiceCode="AmazonEC2",
+                Filters=filters,
+                FormatVersion="aws_v1",
+                PaginationConfig={"PageSize": 100},
+            ):
+                for item in page.get("PriceList", []):
+                    quote = _ondemand_price(item, region)
+                    if quote is None:
+                        continue
+                    known = quotes.get(quote.instance_type)
+                    if known is None:
+                        quotes[quote.instance_type] = quote
+                    elif known.price != quote.price:
+                        # Keep the first; a second distinct price means the filters no longer isolate one
+                        # product per type, which the lead should hear about.
+                        log.warning(
+                            "pricing %s: %s has several on-demand prices (%s, %s); keeping the first",
+                            region,
+                            quote.instance_type,
+                            known.price,
+                            quote.price,
+                        )
+        return [quotes[name] for name in sorted(quotes)]
+
+    def spot_advisor_document(self, window_start: datetime) -> bytes:
+        """GET the advisor JSON. ``window_start`` is ignored: the advisor publishes only its current view.
+
+        Network errors and 429/5xx answers are retried with exponential back-off, ``advisor_attempts`` in
+        all; a persistent failure raises `AwsApiError`. The body is returned as is: parsing, and the
+        rejection of truncated documents, belong to `parse_spot_advisor`.
+        """
+        url = self.advisor_url
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.advisor_attempts),
+            wait=tenacity.wait_exponential(multiplier=self.advisor_backoff_s, max=30),
+            retry=tenacity.retry_if_exception(_is_retryable_download_error),
+            before_sleep=lambda state: log.warning(
+                "spot advisor download attempt %s failed: %s",
+                state.attempt_number,
+                state.outcome.exception() if state.outcome else None,
+            ),
+            reraise=True,
+        )
+        try:
+            return retrying(self._download, url)
+        except (OSError, http.client.HTTPException) as exc:
+            raise AwsApiError(f"spot advisor document unavailable from {url}: {exc}") from exc
+
+    def _download(self, url: str) -> bytes:
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=self.advisor_timeout_s) as response:
+            body: bytes = response.read()
+        log.info("spot advisor document: %s bytes from %s", len(body), url)
+        return body

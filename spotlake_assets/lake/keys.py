@@ -67,3 +67,8 @@ def sps_checkpoint_key(provider: str, partition_key: str, group: int) -> str:
 
 def credential_map_key(provider: str, day_key: str) -> str:
     return f"state/{provider}/credential_map/{_day_path(day_key)}.json"
+
+
+def zones_key(provider: str, day_key: str) -> str:
+    """The availability zones (name ↔ id) the day's workload was built from."""
+    return f"rawdata/{provider}/workloads/{_day_path(day_key)}/zones.parquet"

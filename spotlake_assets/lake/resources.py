@@ -183,6 +183,8 @@ class S3Lake(LakeResource):
     region_name: str = "us-west-2"
     endpoint_url: str | None = None
     max_attempts: int = 5
+    # The `test` environment: the read bucket must be a different bucket from the one written to.
+    require_distinct_buckets: bool = False
 
     _client: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
@@ -194,6 +196,11 @@ class S3Lake(LakeResource):
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
+                if self.require_distinct_buckets and self.read_bucket == self.bucket:
+                    raise ReadOnlyLocation(
+                        f"read bucket and write bucket are both s3://{self.bucket}: this environment must "
+                        "write to a bucket other than the one it reads configuration from"
+                    )
                 client = boto3.session.Session().client(
                     "s3",
                     region_name=self.region_name,

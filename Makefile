@@ -1,0 +1,43 @@
+# Everything a fresh clone needs: python3.11 (or python3 at 3.11), pip and git.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SPOTLAKE_HOME ?= $(CURDIR)/.spotlake
+export SPOTLAKE_HOME
+export DAGSTER_HOME ?= $(SPOTLAKE_HOME)/dagster_home
+SCALE ?= 1.0
+PYTEST_ARGS ?=
+
+.PHONY: demo test ui lint bench install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	SPOTLAKE_ENV=local SPOTLAKE_SCALE=$(SCALE) $(BIN)/python -m spotlake_assets.demo
+
+test: $(STAMP) lint
+	$(BIN)/pytest -n auto $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check spotlake_assets spotlake_assets_tests benchmarks scripts
+	$(BIN)/ruff format --check spotlake_assets spotlake_assets_tests benchmarks scripts
+	$(BIN)/mypy
+
+ui: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	SPOTLAKE_ENV=local SPOTLAKE_SCALE=$(SCALE) $(BIN)/dagster dev -w workspace.yaml
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/merge_delta.py
+	$(BIN)/python benchmarks/full_window.py
+
+clean:
+	rm -rf $(VENV) .spotlake .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,346 @@
+"""AWS assets: thin wrappers of resource → pure transform → lake write → metadata and checks."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from spotlake_assets.aws.collectors.catalogue import collect_catalogue
+from spotlake_assets.aws.collectors.interruption_frequency import collect_interruption_frequency
+from spotlake_assets.aws.collectors.ondemand_price import collect_ondemand_prices
+from spotlake_assets.aws.collectors.sps import SpsCollectionIncomplete, ThrottlePolicy, collect_sps
+from spotlake_assets.aws.collectors.spot_price import collect_spot_prices
+from spotlake_assets.aws.constants import (
+    FEATURE_COLUMNS,
+    IF_COLUMNS,
+    KEY_COLUMNS,
+    ONDEMAND_COLUMNS,
+    PROVIDER,
+    SPOT_PRICE_COLUMNS,
+    SPS_COLUMNS,
+    WORKLOAD_COLUMNS,
+)
+from spotlake_assets.aws.credentials import AwsCredentialPool, CredentialLedger
+from spotlake_assets.aws.merge import merge_snapshot
+from spotlake_assets.aws.models import AvailabilityZone
+from spotlake_assets.aws.resources import AwsApi
+from spotlake_assets.aws.workload import plan_workload, queries_from_frame, workload_frame
+from spotlake_assets.core.metrics import Stopwatch
+from spotlake_assets.core.partitions import collection_partitions, workload_partitions
+from spotlake_assets.core.pipeline import ProviderSpec, build_change_assets, read_previous_merged
+from spotlake_assets.core.reporting import range_check, regions_check, run_metadata, unique_keys_check
+from spotlake_assets.core.windows import capacity_for_window, day_key_of_window, window_start
+from spotlake_assets.lake import keys
+from spotlake_assets.lake.frames import read_frame, write_frame
+from spotlake_assets.lake.resources import LakeResource
+
+GROUP = PROVIDER
+WORKLOAD = dg.AssetKey([PROVIDER, "workload"])
+SPS = dg.AssetKey([PROVIDER, "sps"])
+IF = dg.AssetKey([PROVIDER, "interruption_frequency"])
+SPOT_PRICE = dg.AssetKey([PROVIDER, "spot_price"])
+ONDEMAND = dg.AssetKey([PROVIDER, "ondemand_price"])
+MERGED = dg.AssetKey([PROVIDER, "merged"])
+ZONE_COLUMNS = ("Region", "ZoneName", "ZoneId")
+SAME_DAY = dg.TimeWindowPartitionMapping()
+
+
+def zones_frame(zones: tuple[AvailabilityZone, ...]) -> pd.DataFrame:
+    rows = [(z.region, z.name, z.zone_id) for z in zones]
+    return pd.DataFrame(rows, columns=list(ZONE_COLUMNS)).sort_values("ZoneId", ignore_index=True)
+
+
+def zones_from_frame(frame: pd.DataFrame) -> tuple[AvailabilityZone, ...]:
+    return tuple(
+        AvailabilityZone(r, n, i) for r, n, i in frame[list(ZONE_COLUMNS)].itertuples(index=False)
+    )
+
+
+@dg.asset(
+    key=WORKLOAD,
+    group_name=GROUP,
+    partitions_def=workload_partitions,
+    kinds={"ortools", "parquet"},
+    description=(
+        "The day's SPS query workload: per instance type, its regions packed into queries of at most 10 AZs "
+        "(proven-optimal where the solver proves it; status and gap recorded), 50 queries per credential "
+        "group. Built at 23:55 UTC for the next day. Idempotent: deterministic keys, overwritten whole."
+    ),
+    check_specs=[dg.AssetCheckSpec("queries_cover_offerings", asset=WORKLOAD)],
+)
+def aws_workload(
+    context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
+) -> dg.MaterializeResult:
+    watch = Stopwatch()
+    catalogue = collect_catalogue(aws_api)
+    plan = plan_workload(catalogue.offerings)
+    frame = workload_frame(plan)
+    key = keys.workload_key(PROVIDER, context.partition_key)
+    write_frame(lake, keys.zones_key(PROVIDER, context.partition_key), zones_frame(catalogue.zones))
+    write_frame(lake, key, frame)
+    offered = len({(o.instance_type, o.zone_id) for o in catalogue.offerings})
+    covered = int(frame["AZWeight"].sum())
+    return dg.MaterializeResult(
+        metadata=run_metadata(
+            watch,
+            rows=len(frame),
+            api_calls=catalogue.api_calls,
+            simulated=aws_api.simulated,
+            location=lake.location(key),
+            queries=len(plan.queries),
+            credential_groups=plan.groups,
+            lower_bound=plan.lower_bound,
+            optimality_gap=float(plan.gap),
+            solve_seconds=float(plan.solve_seconds),
+            status=dg.MetadataValue.json(dict(plan.status_counts)),
+            instance_types=plan.instance_types,
+            failed_regions=dg.MetadataValue.json(catalogue.failed_regions),
+        ),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="queries_cover_offerings",
+                passed=covered == offered and not catalogue.failed_regions,
+                metadata={"offered_type_az": offered, "covered_type_az": covered},
+            )
+        ],
+    )
+
+
+class SpsConfig(dg.Config):  # type: ignore[misc]
+    workers: int = 16
+    throttle_attempts: int = 5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 20.0
+
+
+@dg.asset(
+    key=SPS,
+    group_name=GROUP,
+    partitions_def=collection_partitions,
+    deps=[dg.AssetDep(WORKLOAD, partition_mapping=SAME_DAY)],
+    kinds={"python", "parquet"},
+    description=(
+        "Spot Placement Scores of the window at its target capacity (a pure function of the partition key, "
+        "cycling 1,5,…,50), one get_spot_placement_scores call per workload query. Idempotent and resumable: "
+        "each credential group is checkpointed under a deterministic key and never queried twice; the raw "
+        "file is written once every group is in."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec("scores_in_range", asset=SPS),
+        dg.AssetCheckSpec("unique_keys", asset=SPS),
+        dg.AssetCheckSpec("covers_workload", asset=SPS),
+    ],
+)
+def aws_sps(
+    context: dg.AssetExecutionContext,
+    config: SpsConfig,
+    aws_api: AwsApi,
+    aws_credentials: AwsCredentialPool,
+    lake: LakeResource,
+) -> dg.MaterializeResult:
+    watch = Stopwatch()
+    pk = context.partition_key
+    day = day_key_of_window(pk)
+    queries = queries_from_frame(read_frame(lake, keys.workload_key(PROVIDER, day), WORKLOAD_COLUMNS))
+    ledger = CredentialLedger(lake, day, aws_credentials.load(lake))
+    throttle = ThrottlePolicy(config.throttle_attempts, config.backoff_initial_s, config.backoff_max_s)
+    capacity = capacity_for_window(pk)
+    try:
+        result = collect_sps(
+            aws_api, lake, ledger, queries, pk, window_start(pk), capacity,
+            workers=config.workers, throttle=throttle,
+        )
+    except SpsCollectionIncomplete as exc:
+        raise dg.Failure(description=str(exc), metadata={"uncovered_groups": len(exc.collection.uncovered)}) from exc
+    key = keys.sps_key(PROVIDER, pk, capacity)
+    write_frame(lake, key, result.frame)
+    queried = {(q.instance_type, r) for q in queries for r in q.regions}
+    answered = set(result.frame[["InstanceType", "Region"]].itertuples(index=False, name=None))
+    return dg.MaterializeResult(
+        metadata=run_metadata(
+            watch,
+            rows=len(result.frame),
+            api_calls=result.api_calls,
+            simulated=aws_api.simulated,
+            location=lake.location(key),
+            target_capacity=capacity,
+            queries=len(queries),
+            credential_groups=result.groups,
+            groups_resumed=result.groups_resumed,
+            credentials_used=result.credentials_used,
+            credential_rotations=result.rotations,
+            throttle_retries=result.throttle_retries,
+            credential_source=aws_credentials.describe(),
+        ),
+        check_results=[
+            range_check(result.frame, "SPS", 1, 10, "scores_in_range"),
+            unique_keys_check(result.frame, KEY_COLUMNS),
+            dg.AssetCheckResult(
+                check_name="covers_workload",
+                passed=queried <= answered,
+                metadata={"queried_type_regions": len(queried), "missing": len(queried - answered)},
+            ),
+        ],
+    )
+
+
+@dg.asset(
+    key=IF,
+    group_name=GROUP,
+    partitions_def=collection_partitions,
+    kinds={"python", "parquet"},
+    description=(
+        "Interruption frequency per (region, instance type) from the Spot Instance Advisor JSON, read "
+        "directly (no spotinfo binary): <5%→3.0 … >20%→1.0. Idempotent: deterministic key, overwritten whole."
+    ),
+    check_specs=[dg.AssetCheckSpec("unique_keys", asset=IF)],
+)
+def aws_interruption_frequency(
+    context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
+) -> dg.MaterializeResult:
+    watch = Stopwatch()
+    result = collect_interruption_frequency(aws_api, window_start(context.partition_key))
+    key = keys.interruption_frequency_key(PROVIDER, context.partition_key)
+    write_frame(lake, key, result.frame)
+    return dg.MaterializeResult(
+        metadata=run_metadata(watch, rows=len(result.frame), api_calls=result.api_calls,
+                              simulated=aws_api.simulated, location=lake.location(key)),
+        check_results=[unique_keys_check(result.frame, ("Region", "InstanceType"))],
+    )
+
+
+@dg.asset(
+    key=SPOT_PRICE,
+    group_name=GROUP,
+    partitions_def=collection_partitions,
+    deps=[dg.AssetDep(WORKLOAD, partition_mapping=SAME_DAY)],
+    kinds={"python", "parquet"},
+    description=(
+        "Linux/UNIX spot prices in effect at the window start, every region (paginated), AZ names mapped to "
+        "AZ ids. A region that still fails after retries is listed in metadata and fails the check. "
+        "Idempotent: deterministic key, overwritten whole."
+    ),
+    check_specs=[dg.AssetCheckSpec("all_regions_collected", asset=SPOT_PRICE)],
+)
+def aws_spot_price(
+    context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
+) -> dg.MaterializeResult:
+    watch = Stopwatch()
+    day = day_key_of_window(context.partition_key)
+    zones = zones_from_frame(read_frame(lake, keys.zones_key(PROVIDER, day), ZONE_COLUMNS))
+    result = collect_spot_prices(aws_api, zones, window_start(context.partition_key))
+    key = keys.spot_price_key(PROVIDER, context.partition_key)
+    write_frame(lake, key, result.frame)
+    regions = len({z.region for z in zones})
+    return dg.MaterializeResult(
+        metadata=run_metadata(watch, rows=len(result.frame), api_calls=result.api_calls,
+                              simulated=aws_api.simulated, location=lake.location(key),
+                              failed_regions=dg.MetadataValue.json(result.failed_regions)),
+        check_results=[regions_check(result.failed_regions, regions)],
+    )
+
+
+@dg.asset(
+    key=ONDEMAND,
+    group_name=GROUP,
+    partitions_def=workload_partitions,
+    kinds={"python", "parquet"},
+    description=(
+        "On-demand hourly prices (Linux, shared tenancy, no pre-installed software) from the Pricing API, "
+        "daily. A failing region is listed and fails the check. Idempotent: deterministic key, overwritten."
+    ),
+    check_specs=[dg.AssetCheckSpec("all_regions_collected", asset=ONDEMAND)],
+)
+def aws_ondemand_price(
+    context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
+) -> dg.MaterializeResult:
+    watch = Stopwatch()
+    regions = aws_api.regions()
+    result = collect_ondemand_prices(aws_api, regions)
+    key = keys.ondemand_price_key(PROVIDER, context.partition_key)
+    write_frame(lake, key, result.frame)
+    return dg.MaterializeResult(
+        metadata=run_metadata(watch, rows=len(result.frame), api_calls=result.api_calls + 1,
+                              simulated=aws_api.simulated, location=lake.location(key),
+                              failed_regions=dg.MetadataValue.json(result.failed_regions)),
+        check_results=[regions_check(result.failed_regions, len(regions))],
+    )
+
+
+@dg.asset(
+    key=MERGED,
+    group_name=GROUP,
+    partitions_def=collection_partitions,
+    deps=[
+        SPS,
+        IF,
+        SPOT_PRICE,
+        dg.AssetDep(ONDEMAND, partition_mapping=SAME_DAY),
+        dg.AssetDep(WORKLOAD, partition_mapping=SAME_DAY),
+        # The T2/T3 ladder carries state from the previous window: backfills run in window order.
+        dg.AssetDep(MERGED, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+    ],
+    kinds={"pandas", "parquet"},
+    description=(
+        "The window's merged snapshot (InstanceType, Region, AZ, SPS, T3, T2, IF, OndemandPrice, SpotPrice, "
+        "Savings, Time) with the T2/T3 capacity ladder carried from the previous window. Vectorised joins. "
+        "Idempotent: a pure function of the lake's inputs, written to a deterministic key."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec("unique_keys", asset=MERGED),
+        dg.AssetCheckSpec("scores_in_range", asset=MERGED),
+        dg.AssetCheckSpec("covers_workload", asset=MERGED),
+    ],
+)
+def aws_merged(
+    context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
+) -> dg.MaterializeResult:
+    watch = Stopwatch()
+    pk = context.partition_key
+    day = day_key_of_window(pk)
+    capacity = capacity_for_window(pk)
+    sps = read_frame(lake, keys.sps_key(PROVIDER, pk, capacity), SPS_COLUMNS)
+    zones = read_frame(lake, keys.zones_key(PROVIDER, day), ZONE_COLUMNS)
+    previous = read_previous_merged(lake, PROVIDER, pk)
+    merged = merge_snapshot(
+        sps=sps,
+        interruption_frequency=read_frame(lake, keys.interruption_frequency_key(PROVIDER, pk), IF_COLUMNS),
+        spot_price=read_frame(lake, keys.spot_price_key(PROVIDER, pk), SPOT_PRICE_COLUMNS),
+        ondemand=read_frame(lake, keys.ondemand_price_key(PROVIDER, day), ONDEMAND_COLUMNS),
+        zone_regions=dict(zip(zones["ZoneId"], zones["Region"], strict=True)),
+        time=window_start(pk),
+        previous=previous,
+        capacity=capacity,
+    )
+    key = keys.merged_key(PROVIDER, pk)
+    write_frame(lake, key, merged)
+    scored = merged["SPS"] != -1
+    return dg.MaterializeResult(
+        metadata=run_metadata(watch, rows=len(merged), api_calls=0, simulated=aws_api.simulated,
+                              location=lake.location(key), target_capacity=capacity,
+                              first_window=previous is None),
+        check_results=[
+            unique_keys_check(merged, KEY_COLUMNS),
+            range_check(merged, "SPS", 1, 10, "scores_in_range", allowed=(-1,)),
+            dg.AssetCheckResult(
+                check_name="covers_workload",
+                passed=int(scored.sum()) >= len(sps),
+                metadata={"sps_rows": len(sps), "merged_rows_with_sps": int(scored.sum())},
+            ),
+        ],
+    )
+
+
+change_assets = build_change_assets(
+    ProviderSpec(PROVIDER, KEY_COLUMNS, FEATURE_COLUMNS, api_resource_key="aws_api")
+)
+
+aws_assets = [
+    aws_workload,
+    aws_sps,
+    aws_interruption_frequency,
+    aws_spot_price,
+    aws_ondemand_price,
+    aws_merged,
+    *change_assets,
+]

@@ -1,0 +1,202 @@
+"""The SPS credential pool and its per-day ledger.
+
+AWS allows each account 50 distinct Spot Placement Score configurations per rolling 24 hours. A query
+repeated with the same account costs nothing, so the ledger maps every (capacity, group) of a day to one
+credential: the eleven capacities of the cycle each get their own account, and every later window with the
+same capacity reuses it. The ledger lives in the lake and is updated with conditional writes, so parallel
+groups, concurrent runs and retried runs on other machines never hand one account to two configurations.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+import boto3
+import dagster as dg
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
+
+from spotlake_assets.aws.constants import PROVIDER
+from spotlake_assets.aws.models import Credential
+from spotlake_assets.lake.errors import CorruptLakeFile, PreconditionFailed
+from spotlake_assets.lake.keys import credential_map_key
+from spotlake_assets.lake.resources import LakeResource
+
+CSV_COLUMNS = ("AccessKeyId", "SecretAccessKey")
+
+
+class CredentialPoolError(ValueError):
+    """The credential pool could not be read or is malformed (the message never contains a secret)."""
+
+
+class CredentialPoolExhausted(RuntimeError):
+    """Every credential of the pool is assigned or used up for the day."""
+
+
+def parse_credentials_csv(text: str, source: str) -> list[Credential]:
+    """Parse SpotLake's credential CSV (header ``AccessKeyId,SecretAccessKey``; extra columns ignored)."""
+    reader = csv.DictReader(io.StringIO(text))
+    header = tuple(reader.fieldnames or ())
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise CredentialPoolError(f"{source}: credential CSV lacks columns {missing} (header: {list(header)})")
+    pool: list[Credential] = []
+    seen: set[str] = set()
+    for line_number, row in enumerate(reader, start=2):
+        key_id = (row.get("AccessKeyId") or "").strip()
+        secret = (row.get("SecretAccessKey") or "").strip()
+        if not key_id or not secret:
+            raise CredentialPoolError(f"{source}: line {line_number} has an empty AccessKeyId or SecretAccessKey")
+        if key_id in seen:
+            raise CredentialPoolError(f"{source}: line {line_number} repeats access key …{key_id[-4:]}")
+        seen.add(key_id)
+        pool.append(Credential(index=len(pool), access_key_id=key_id, secret_access_key=secret))
+    if not pool:
+        raise CredentialPoolError(f"{source}: the credential CSV has no credentials")
+    return pool
+
+
+class AwsCredentialPool(dg.ConfigurableResource):  # type: ignore[misc]
+    """Where the SPS credentials come from.
+
+    ``lake_csv``: a CSV read from the lake's configuration location (in `test`, the read bucket).
+    ``secrets_manager``: a Secrets Manager secret whose string is the same CSV.
+    ``simulated``: obviously fake credentials for the simulated AWS (refused by the real API resource).
+    """
+
+    source: Literal["lake_csv", "secrets_manager", "simulated"] = "lake_csv"
+    lake_key: str = "config/aws/credentials.csv"
+    secret_id: str | None = None
+    region_name: str = "us-west-2"
+    endpoint_url: str | None = None
+    simulated_size: int = 2000
+    seed: int = 7
+
+    def describe(self) -> str:
+        if self.source == "lake_csv":
+            return f"lake:{self.lake_key}"
+        if self.source == "secrets_manager":
+            return f"secretsmanager:{self.secret_id}"
+        return f"simulated:{self.simulated_size}"
+
+    def load(self, lake: LakeResource) -> list[Credential]:
+        if self.source == "simulated":
+            # Imported here: the simulation (and its catalogue) is only loaded where it is used.
+            from spotlake_assets.aws.simulation import simulated_credentials
+
+            return simulated_credentials(self.simulated_size, self.seed)
+        if self.source == "lake_csv":
+            try:
+                text = lake.read_config_bytes(self.lake_key).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise CredentialPoolError(f"lake:{self.lake_key}: not UTF-8 text") from exc
+            return parse_credentials_csv(text, f"lake:{self.lake_key}")
+        if not self.secret_id:
+            raise CredentialPoolError("credential source secrets_manager needs secret_id")
+        client = boto3.session.Session().client(
+            "secretsmanager", region_name=self.region_name, endpoint_url=self.endpoint_url
+        )
+        secret = client.get_secret_value(SecretId=self.secret_id)
+        text = secret.get("SecretString")
+        if not text:
+            raise CredentialPoolError(f"secretsmanager:{self.secret_id}: the secret has no SecretString")
+        return parse_credentials_csv(str(text), f"secretsmanager:{self.secret_id}")
+
+
+@dataclass
+class LedgerState:
+    """Assignments of one day: ``"capacity:group"`` → pool index; ``retired``: indices found exhausted."""
+
+    assignments: dict[str, int] = field(default_factory=dict)
+    retired: list[int] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        payload = {"assignments": self.assignments, "retired": sorted(set(self.retired))}
+        return json.dumps(payload, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, location: str) -> LedgerState:
+        try:
+            payload = json.loads(data)
+            assignments = {str(k): int(v) for k, v in payload["assignments"].items()}
+            retired = [int(i) for i in payload["retired"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptLakeFile(location, f"credential ledger is not valid ({exc})") from exc
+        return cls(assignments, retired)
+
+    def next_free(self, pool_size: int) -> int | None:
+        taken = set(self.assignments.values()) | set(self.retired)
+        return next((i for i in range(pool_size) if i not in taken), None)
+
+
+def _slot(capacity: int, group: int) -> str:
+    return f"{capacity}:{group}"
+
+
+class _LostRace(Exception):
+    pass
+
+
+class CredentialLedger:
+    """The day's (capacity, group) → credential mapping, persisted in the lake with conditional writes."""
+
+    def __init__(self, lake: LakeResource, day_key: str, pool: list[Credential]) -> None:
+        self._lake = lake
+        self._key = credential_map_key(PROVIDER, day_key)
+        self._pool = pool
+        self._lock = threading.Lock()
+        self.rotations = 0
+
+    def _load(self) -> tuple[LedgerState, str | None]:
+        head = self._lake.head(self._key)
+        if head is None:
+            return LedgerState(), None
+        data = self._lake.read_bytes(self._key)
+        return LedgerState.from_json(data, self._lake.location(self._key)), head.etag
+
+    def _store(self, state: LedgerState, etag: str | None) -> None:
+        try:
+            if etag is None:
+                self._lake.write_bytes(self._key, state.to_json(), create_only=True)
+            else:
+                self._lake.write_bytes(self._key, state.to_json(), if_match=etag)
+        except PreconditionFailed as exc:
+            raise _LostRace() from exc
+
+    # Another process updated the ledger between our read and write: re-read and decide again.
+    @retry(retry=retry_if_exception_type(_LostRace), stop=stop_after_attempt(20), wait=wait_random(0, 0.2))
+    def _update(self, capacity: int, group: int, retire: int | None) -> Credential:
+        state, etag = self._load()
+        slot = _slot(capacity, group)
+        current = state.assignments.get(slot)
+        if current is not None and current != retire and current not in state.retired:
+            return self._pool[current]
+        if retire is not None and retire not in state.retired:
+            state.retired.append(retire)
+            self.rotations += 1
+        chosen = state.next_free(len(self._pool))
+        if chosen is None:
+            raise CredentialPoolExhausted(
+                f"all {len(self._pool)} credentials are assigned or exhausted for this day"
+            )
+        state.assignments[slot] = chosen
+        self._store(state, etag)
+        return self._pool[chosen]
+
+    def credential_for(self, capacity: int, group: int) -> Credential:
+        """The credential of (capacity, group) today, assigning a free one the first time."""
+        with self._lock:
+            return self._update(capacity, group, None)
+
+    def rotate(self, capacity: int, group: int, exhausted: Credential) -> Credential:
+        """Retire ``exhausted`` for the day and give (capacity, group) the next free credential."""
+        with self._lock:
+            return self._update(capacity, group, exhausted.index)
+
+    def used_indices(self) -> set[int]:
+        state, _ = self._load()
+        return set(state.assignments.values())

@@ -1,0 +1,67 @@
+"""Metadata every asset reports, and the asset checks shared by providers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from spotlake_assets.core.metrics import Stopwatch, peak_rss_mib
+
+
+def run_metadata(
+    watch: Stopwatch,
+    *,
+    rows: int,
+    api_calls: int,
+    simulated: bool,
+    location: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "rows": dg.MetadataValue.int(rows),
+        "duration_s": dg.MetadataValue.float(watch.seconds()),
+        "peak_rss_mib": dg.MetadataValue.float(peak_rss_mib()),
+        "api_calls": dg.MetadataValue.int(api_calls),
+        "simulated": dg.MetadataValue.bool(simulated),
+    }
+    if location is not None:
+        metadata["location"] = dg.MetadataValue.path(location)
+    metadata.update(extra)
+    return metadata
+
+
+def unique_keys_check(frame: pd.DataFrame, keys: Sequence[str], name: str = "unique_keys") -> dg.AssetCheckResult:
+    duplicated = frame.duplicated(list(keys), keep=False)
+    examples = frame.loc[duplicated, list(keys)].head(5).to_dict("records")
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=not bool(duplicated.any()),
+        metadata={"duplicate_rows": int(duplicated.sum()), "examples": str(examples)},
+    )
+
+
+def range_check(
+    frame: pd.DataFrame, column: str, low: int, high: int, name: str, allowed: Sequence[int] = ()
+) -> dg.AssetCheckResult:
+    values = frame[column]
+    bad = ~(values.between(low, high) | values.isin(list(allowed)))
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=not bool(bad.any()),
+        metadata={"out_of_range": int(bad.sum()), "examples": str(values[bad].head(5).tolist())},
+    )
+
+
+def regions_check(failed: Mapping[str, str], attempted: int, name: str = "all_regions_collected") -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=not failed,
+        metadata={
+            "regions_attempted": attempted,
+            "regions_failed": len(failed),
+            "failures": dg.MetadataValue.json(dict(sorted(failed.items()))),
+        },
+    )

@@ -1,0 +1,104 @@
+"""`make demo`: the main job on the embedded default (simulated AWS, local lake), through a real Dagster
+instance, so `make ui` shows the runs afterwards. Re-running it is safe: every write is idempotent and the
+SPS checkpoints mean no simulated query is repeated."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from spotlake_assets.core.metrics import peak_rss_mib
+from spotlake_assets.core.windows import WINDOW, window_key
+from spotlake_assets.environment import environment_name, spotlake_home
+
+
+def _value(metadata: dict[str, Any], name: str) -> Any:
+    entry = metadata.get(name)
+    return getattr(entry, "value", entry)
+
+
+def _run(job: Any, partition_key: str, instance: dg.DagsterInstance) -> dict[str, dict[str, Any]]:
+    started = time.perf_counter()
+    result = job.execute_in_process(partition_key=partition_key, instance=instance, raise_on_error=False)
+    by_asset: dict[str, dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        name = materialization.asset_key.to_user_string()
+        metadata = dict(materialization.metadata)
+        by_asset[name] = metadata
+        print(
+            f"    {name:<28} rows={_value(metadata, 'rows'):>7}  "
+            f"{_value(metadata, 'duration_s'):>6.2f}s  api_calls={_value(metadata, 'api_calls')}"
+        )
+    status = "ok" if result.success else "FAILED"
+    print(f"  run {result.run_id[:8]} {job.name}[{partition_key}] {status} in {time.perf_counter() - started:.1f}s")
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data:
+                print(f"    step {event.step_key} failed: {event.step_failure_data.error.message.strip()}")
+        raise SystemExit(1)
+    return by_asset
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+    parser.add_argument("--day", default=yesterday, help="UTC day to collect (default: yesterday)")
+    parser.add_argument("--windows", type=int, default=6, help="consecutive 10-minute windows from 00:00")
+    args = parser.parse_args(argv)
+
+    if environment_name() != "local":
+        sys.exit("make demo runs on the embedded default only: unset SPOTLAKE_ENV or set it to 'local'")
+    home = spotlake_home(os.environ)
+    os.environ.setdefault("DAGSTER_HOME", str(home / "dagster_home"))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+
+    from spotlake_assets.definitions import build_definitions
+
+    started = time.perf_counter()
+    defs = build_definitions()
+    instance = dg.DagsterInstance.get()
+    print(f"SpotLake demo: simulated AWS, day {args.day}, {args.windows} windows, home {home}")
+    print(f"[1/{args.windows + 1}] daily job: workload and on-demand prices for {args.day}")
+    daily = _run(defs.resolve_job_def("aws_daily_job"), args.day, instance)
+
+    window_job = defs.resolve_job_def("aws_window_job")
+    first = datetime.strptime(args.day, "%Y-%m-%d").replace(tzinfo=UTC)
+    windows: list[tuple[str, dict[str, dict[str, Any]]]] = []
+    for i in range(args.windows):
+        key = window_key(first + i * WINDOW)
+        print(f"[{i + 2}/{args.windows + 1}] window {key}")
+        windows.append((key, _run(window_job, key, instance)))
+
+    workload = daily["aws/workload"]
+    lake = home / "lake"
+    print("\nSummary")
+    print(
+        f"  workload: {_value(workload, 'queries')} SPS queries (lower bound {_value(workload, 'lower_bound')}),"
+        f" {_value(workload, 'credential_groups')} credential groups, solve {_value(workload, 'solve_seconds'):.2f}s"
+    )
+    print(f"  on-demand prices: {_value(daily['aws/ondemand_price'], 'rows')} rows")
+    print("  window              capacity  sps rows  merged rows  changed  removed  credentials  rotations")
+    for key, assets in windows:
+        sps, merged, delta = assets["aws/sps"], assets["aws/merged"], assets["aws/delta"]
+        print(
+            f"  {key}  {_value(sps, 'target_capacity'):>8}  {_value(sps, 'rows'):>8}  {_value(merged, 'rows'):>11}"
+            f"  {_value(delta, 'changed_rows'):>7}  {_value(delta, 'removed_rows'):>7}"
+            f"  {_value(sps, 'credentials_used'):>11}  {_value(sps, 'credential_rotations'):>9}"
+        )
+    print(f"  wall time {time.perf_counter() - started:.1f}s, peak RSS {peak_rss_mib():.0f} MiB")
+    print(f"  lake:        {lake}")
+    print(f"  latest JSON: {lake / 'latest_data' / 'latest_aws.json'}")
+    print(f"  history:     {lake / 'history' / 'aws'}")
+    print(f"  Dagster:     {os.environ['DAGSTER_HOME']} (make ui shows these runs)")
+
+
+if __name__ == "__main__":
+    main()
