@@ -99,7 +99,9 @@ def _accelerators(spec: dict[str, Any]) -> list[list[Any]]:
             if count == 0 and "GpuPartitionSize" in device:
                 # Fractional GPUs (g6f, gr6f) report Count 0 and a partition of one logical GPU.
                 count = float(device.get("LogicalGpuCount", 1)) * float(device["GpuPartitionSize"])
-            devices.append([kind, device["Name"], count, int(device.get("MemoryInfo", {}).get("SizeInMiB", 0))])
+            devices.append(
+                [kind, device["Name"], count, int(device.get("MemoryInfo", {}).get("SizeInMiB", 0))]
+            )
         return devices
     return []
 
@@ -129,7 +131,9 @@ def _sources_digest(paths: list[Path]) -> str:
 
 
 def derive(generated_on: str) -> dict[str, Any]:
-    regions = sorted(path.name.removesuffix(".json.gz") for path in (OFFERINGS_DIR / "region").glob("*.json.gz"))
+    regions = sorted(
+        path.name.removesuffix(".json.gz") for path in (OFFERINGS_DIR / "region").glob("*.json.gz")
+    )
     specs = _read_json_gz(INSTANCE_TYPES_FILE)
 
     zones: list[list[str]] = []
@@ -248,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_bytes(payload)
     counts = document["provenance"]["counts"]
     print(
-        f"wrote {args.output} ({len(payload):,} bytes): {counts['regions']} regions, {counts['zones']} zones, "
-        f"{counts['instance_types']} instance types, {counts['offerings']:,} type×AZ offerings"
+        f"wrote {args.output} ({len(payload):,} bytes): {counts['regions']} regions, "
+        f"{counts['zones']} zones, {counts['instance_types']} instance types, "
+        f"{counts['offerings']:,} instance-type x AZ offerings"
     )
     return 0
 

@@ -38,7 +38,8 @@ def _run(job: Any, partition_key: str, instance: dg.DagsterInstance) -> dict[str
             f"{_value(metadata, 'duration_s'):>6.2f}s  api_calls={_value(metadata, 'api_calls')}"
         )
     status = "ok" if result.success else "FAILED"
-    print(f"  run {result.run_id[:8]} {job.name}[{partition_key}] {status} in {time.perf_counter() - started:.1f}s")
+    elapsed = time.perf_counter() - started
+    print(f"  run {result.run_id[:8]} {job.name}[{partition_key}] {status} in {elapsed:.1f}s")
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data:
@@ -80,17 +81,18 @@ def main(argv: list[str] | None = None) -> None:
     workload = daily["aws/workload"]
     lake = home / "lake"
     print("\nSummary")
-    print(
-        f"  workload: {_value(workload, 'queries')} SPS queries (lower bound {_value(workload, 'lower_bound')}),"
-        f" {_value(workload, 'credential_groups')} credential groups, solve {_value(workload, 'solve_seconds'):.2f}s"
-    )
+    queries, bound = _value(workload, "queries"), _value(workload, "lower_bound")
+    groups, solve = _value(workload, "credential_groups"), _value(workload, "solve_seconds")
+    print(f"  workload: {queries} SPS queries (lower bound {bound}), {groups} credential groups,", end="")
+    print(f" solved in {solve:.2f}s")
     print(f"  on-demand prices: {_value(daily['aws/ondemand_price'], 'rows')} rows")
     print("  window              capacity  sps rows  merged rows  changed  removed  credentials  rotations")
     for key, assets in windows:
         sps, merged, delta = assets["aws/sps"], assets["aws/merged"], assets["aws/delta"]
         print(
-            f"  {key}  {_value(sps, 'target_capacity'):>8}  {_value(sps, 'rows'):>8}  {_value(merged, 'rows'):>11}"
-            f"  {_value(delta, 'changed_rows'):>7}  {_value(delta, 'removed_rows'):>7}"
+            f"  {key}  {_value(sps, 'target_capacity'):>8}  {_value(sps, 'rows'):>8}"
+            f"  {_value(merged, 'rows'):>11}  {_value(delta, 'changed_rows'):>7}"
+            f"  {_value(delta, 'removed_rows'):>7}"
             f"  {_value(sps, 'credentials_used'):>11}  {_value(sps, 'credential_rotations'):>9}"
         )
     print(f"  wall time {time.perf_counter() - started:.1f}s, peak RSS {peak_rss_mib():.0f} MiB")

@@ -1,6 +1,6 @@
 """AWS assets: thin wrappers of resource → pure transform → lake write → metadata and checks."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster inspects the runtime annotations of asset functions.
 
 import dagster as dg
 import pandas as pd
@@ -8,8 +8,8 @@ import pandas as pd
 from spotlake_assets.aws.collectors.catalogue import collect_catalogue
 from spotlake_assets.aws.collectors.interruption_frequency import collect_interruption_frequency
 from spotlake_assets.aws.collectors.ondemand_price import collect_ondemand_prices
-from spotlake_assets.aws.collectors.sps import SpsCollectionIncomplete, ThrottlePolicy, collect_sps
 from spotlake_assets.aws.collectors.spot_price import collect_spot_prices
+from spotlake_assets.aws.collectors.sps import SpsCollectionIncomplete, ThrottlePolicy, collect_sps
 from spotlake_assets.aws.constants import (
     FEATURE_COLUMNS,
     IF_COLUMNS,
@@ -51,9 +51,7 @@ def zones_frame(zones: tuple[AvailabilityZone, ...]) -> pd.DataFrame:
 
 
 def zones_from_frame(frame: pd.DataFrame) -> tuple[AvailabilityZone, ...]:
-    return tuple(
-        AvailabilityZone(r, n, i) for r, n, i in frame[list(ZONE_COLUMNS)].itertuples(index=False)
-    )
+    return tuple(AvailabilityZone(r, n, i) for r, n, i in frame[list(ZONE_COLUMNS)].itertuples(index=False))
 
 
 @dg.asset(
@@ -90,7 +88,7 @@ def aws_workload(
             queries=len(plan.queries),
             credential_groups=plan.groups,
             lower_bound=plan.lower_bound,
-            optimality_gap=float(plan.gap),
+            optimality_gap=float(plan.optimality_gap),
             solve_seconds=float(plan.solve_seconds),
             status=dg.MetadataValue.json(dict(plan.status_counts)),
             instance_types=plan.instance_types,
@@ -106,7 +104,7 @@ def aws_workload(
     )
 
 
-class SpsConfig(dg.Config):  # type: ignore[misc]
+class SpsConfig(dg.Config):
     workers: int = 16
     throttle_attempts: int = 5
     backoff_initial_s: float = 0.5
@@ -147,11 +145,20 @@ def aws_sps(
     capacity = capacity_for_window(pk)
     try:
         result = collect_sps(
-            aws_api, lake, ledger, queries, pk, window_start(pk), capacity,
-            workers=config.workers, throttle=throttle,
+            aws_api,
+            lake,
+            ledger,
+            queries,
+            pk,
+            window_start(pk),
+            capacity,
+            workers=config.workers,
+            throttle=throttle,
         )
     except SpsCollectionIncomplete as exc:
-        raise dg.Failure(description=str(exc), metadata={"uncovered_groups": len(exc.collection.uncovered)}) from exc
+        raise dg.Failure(
+            description=str(exc), metadata={"uncovered_groups": len(exc.collection.uncovered)}
+        ) from exc
     key = keys.sps_key(PROVIDER, pk, capacity)
     write_frame(lake, key, result.frame)
     queried = {(q.instance_type, r) for q in queries for r in q.regions}
@@ -203,8 +210,13 @@ def aws_interruption_frequency(
     key = keys.interruption_frequency_key(PROVIDER, context.partition_key)
     write_frame(lake, key, result.frame)
     return dg.MaterializeResult(
-        metadata=run_metadata(watch, rows=len(result.frame), api_calls=result.api_calls,
-                              simulated=aws_api.simulated, location=lake.location(key)),
+        metadata=run_metadata(
+            watch,
+            rows=len(result.frame),
+            api_calls=result.api_calls,
+            simulated=aws_api.simulated,
+            location=lake.location(key),
+        ),
         check_results=[unique_keys_check(result.frame, ("Region", "InstanceType"))],
     )
 
@@ -233,9 +245,14 @@ def aws_spot_price(
     write_frame(lake, key, result.frame)
     regions = len({z.region for z in zones})
     return dg.MaterializeResult(
-        metadata=run_metadata(watch, rows=len(result.frame), api_calls=result.api_calls,
-                              simulated=aws_api.simulated, location=lake.location(key),
-                              failed_regions=dg.MetadataValue.json(result.failed_regions)),
+        metadata=run_metadata(
+            watch,
+            rows=len(result.frame),
+            api_calls=result.api_calls,
+            simulated=aws_api.simulated,
+            location=lake.location(key),
+            failed_regions=dg.MetadataValue.json(result.failed_regions),
+        ),
         check_results=[regions_check(result.failed_regions, regions)],
     )
 
@@ -260,9 +277,14 @@ def aws_ondemand_price(
     key = keys.ondemand_price_key(PROVIDER, context.partition_key)
     write_frame(lake, key, result.frame)
     return dg.MaterializeResult(
-        metadata=run_metadata(watch, rows=len(result.frame), api_calls=result.api_calls + 1,
-                              simulated=aws_api.simulated, location=lake.location(key),
-                              failed_regions=dg.MetadataValue.json(result.failed_regions)),
+        metadata=run_metadata(
+            watch,
+            rows=len(result.frame),
+            api_calls=result.api_calls + 1,
+            simulated=aws_api.simulated,
+            location=lake.location(key),
+            failed_regions=dg.MetadataValue.json(result.failed_regions),
+        ),
         check_results=[regions_check(result.failed_regions, len(regions))],
     )
 
@@ -316,9 +338,15 @@ def aws_merged(
     write_frame(lake, key, merged)
     scored = merged["SPS"] != -1
     return dg.MaterializeResult(
-        metadata=run_metadata(watch, rows=len(merged), api_calls=0, simulated=aws_api.simulated,
-                              location=lake.location(key), target_capacity=capacity,
-                              first_window=previous is None),
+        metadata=run_metadata(
+            watch,
+            rows=len(merged),
+            api_calls=0,
+            simulated=aws_api.simulated,
+            location=lake.location(key),
+            target_capacity=capacity,
+            first_window=previous is None,
+        ),
         check_results=[
             unique_keys_check(merged, KEY_COLUMNS),
             range_check(merged, "SPS", 1, 10, "scores_in_range", allowed=(-1,)),

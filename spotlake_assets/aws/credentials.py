@@ -43,14 +43,18 @@ def parse_credentials_csv(text: str, source: str) -> list[Credential]:
     header = tuple(reader.fieldnames or ())
     missing = [c for c in CSV_COLUMNS if c not in header]
     if missing:
-        raise CredentialPoolError(f"{source}: credential CSV lacks columns {missing} (header: {list(header)})")
+        raise CredentialPoolError(
+            f"{source}: credential CSV lacks columns {missing} (header: {list(header)})"
+        )
     pool: list[Credential] = []
     seen: set[str] = set()
     for line_number, row in enumerate(reader, start=2):
         key_id = (row.get("AccessKeyId") or "").strip()
         secret = (row.get("SecretAccessKey") or "").strip()
         if not key_id or not secret:
-            raise CredentialPoolError(f"{source}: line {line_number} has an empty AccessKeyId or SecretAccessKey")
+            raise CredentialPoolError(
+                f"{source}: line {line_number} has an empty AccessKeyId or SecretAccessKey"
+            )
         if key_id in seen:
             raise CredentialPoolError(f"{source}: line {line_number} repeats access key …{key_id[-4:]}")
         seen.add(key_id)
@@ -60,7 +64,7 @@ def parse_credentials_csv(text: str, source: str) -> list[Credential]:
     return pool
 
 
-class AwsCredentialPool(dg.ConfigurableResource):  # type: ignore[misc]
+class AwsCredentialPool(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Where the SPS credentials come from.
 
     ``lake_csv``: a CSV read from the lake's configuration location (in `test`, the read bucket).

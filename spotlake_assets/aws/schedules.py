@@ -1,8 +1,6 @@
 """AWS jobs and schedules. Each tick names its partition and a run_key, so a restarted daemon never launches
 the same day or window twice."""
 
-from __future__ import annotations
-
 from datetime import UTC, timedelta
 
 import dagster as dg

@@ -229,10 +229,11 @@ def _pack_shape(shape: tuple[int, ...], capacity: int, time_limit_s: float) -> _
         solved, status, bound = _solve_arc_flow(shape, capacity, heuristic, lower_bound, time_limit_s)
         if solved is None or len(solved) > len(heuristic):
             logger.warning(
-                "CP-SAT returned %s for shape %s (capacity %d); keeping first-fit-decreasing "
+                "CP-SAT returned %s for %d regions (%d AZs, capacity %d); keeping first-fit-decreasing "
                 "(%d bins, bound %d)",
                 status,
-                shape,
+                len(shape),
+                sum(shape),
                 capacity,
                 len(heuristic),
                 bound,

@@ -2,32 +2,40 @@
 
 SpotLake built one ``"a:b:c"`` string per row and walked two sorted lists in Python (about 7 s per 100k
 rows). Here every key column is factorised once into integer codes over *all* frames together, the codes
-are folded into one int64 per row, and matching is a single hash lookup on those integers; features are
-compared as whole numpy arrays. Categorical key columns skip string hashing entirely (their categories are
-aligned instead), which is why the merged snapshot keeps its keys categorical.
+are folded into one int64 per row, and matching is an array lookup on those integers; features are compared
+as whole numpy arrays. Categorical key columns are not hashed row by row at all: only their category lists
+are aligned.
 
-The key helpers (:func:`encode_keys`, :func:`match_rows`) live here because the delta is their main user;
-:mod:`spotlake_assets.core.ladder` and the provider merges reuse them.
+The key helpers (:func:`column_codes`, :func:`encode_keys`, :class:`KeyIndex`) live here because the delta
+is their main user; :mod:`spotlake_assets.core.ladder` and the provider merges reuse them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pandas.api.extensions import ExtensionDtype
 
 CEASED_COLUMN = "Ceased"
 
-# Composite codes are built by mixed-radix folding; past this bound the partial key is re-factorised so the
-# product of cardinalities can never overflow int64.
+# Composite codes are built by mixed-radix folding; past this bound the partial key is renumbered densely so
+# the product of cardinalities can never overflow int64.
 _MAX_RADIX = 1 << 62
+# A direct-address table (one intp per possible code) beats hashing, but only while the code range stays
+# within a few times the row count; beyond that its memory is not worth it.
+_DENSE_FACTOR = 8
+_DENSE_MIN_ROWS = 8192
 
 IntArray = npt.NDArray[np.int64]
+CodeArray = npt.NDArray[np.int32]
 IndexArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
+DtypeObj = np.dtype[Any] | ExtensionDtype
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
@@ -37,120 +45,174 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], name: str) -> N
         raise ValueError(f"{name} is missing columns {missing} (has {list(frame.columns)})")
 
 
-def _column_codes(columns: Sequence[pd.Series]) -> tuple[list[IntArray], int]:
-    """Codes for one key column across several frames: equal values share a code, codes follow value order,
-    nulls form one extra value sorted last. Returns the per-frame codes and the number of distinct values."""
-    if all(isinstance(s.dtype, pd.CategoricalDtype) for s in columns):
-        # Only the (small) category lists are hashed; each row's code is a table lookup.
-        categories = [s.cat.categories for s in columns]
-        vocabulary = pd.Index(pd.unique(np.concatenate([c.to_numpy(dtype=object) for c in categories])))
-        vocabulary = vocabulary.sort_values()
-        null_code = len(vocabulary)
-        result: list[IntArray] = []
-        for series, cats in zip(columns, categories, strict=True):
-            remap = np.append(vocabulary.get_indexer(cats).astype(np.int64), null_code)
-            # Categorical code -1 (null) indexes the appended null code.
-            result.append(remap[series.cat.codes.to_numpy()])
-        return result, null_code + 1
-    values = np.concatenate([s.to_numpy(dtype=object) for s in columns])
-    codes, uniques = pd.factorize(values, sort=True)
-    codes = codes.astype(np.int64, copy=False)
-    null_code = len(uniques)
-    codes[codes < 0] = null_code
-    bounds = np.cumsum([0, *(len(s) for s in columns)])
-    return [codes[start:stop] for start, stop in zip(bounds[:-1], bounds[1:], strict=True)], null_code + 1
+def column_codes(columns: Sequence[pd.Series]) -> tuple[list[CodeArray], pd.Index]:
+    """Codes for one key column across several frames.
+
+    Equal values share a code and codes follow value order: code ``i`` is ``vocabulary[i]`` (sorted,
+    distinct, non-null) and nulls get ``len(vocabulary)``, sorted last. Returns the per-frame codes (int32:
+    half the memory of int64, and a column never has 2**31 distinct values) and the vocabulary.
+    """
+    local: list[tuple[npt.NDArray[np.integer], pd.Index]] = []
+    for series in columns:
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            # Already factorised: only the (small) category list gets hashed below.
+            local.append((series.cat.codes.to_numpy(), series.cat.categories))
+        else:
+            factorized, uniques = pd.factorize(series.to_numpy())
+            local.append((factorized, pd.Index(uniques)))
+    vocabulary = pd.Index(
+        pd.unique(np.concatenate([u.to_numpy(dtype=object) for _, u in local]))
+    ).sort_values()
+    null_code = len(vocabulary)
+    result: list[CodeArray] = []
+    for local_codes, local_values in local:
+        # Appending the null code lets local code -1 (null) index it directly.
+        remap = np.append(vocabulary.get_indexer(local_values), null_code).astype(np.int32)
+        result.append(remap[local_codes])
+    return result, vocabulary
 
 
-def encode_keys(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> list[IntArray]:
+def encode_keys(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> tuple[list[IntArray], int]:
     """One int64 per row for the composite key ``columns``, comparable across ``frames``.
 
-    Equal key tuples get equal codes and code order is the lexicographic order of the tuples (each column's
-    codes follow its sorted values), so sorting by code sorts by key. Nulls are a value of their own
-    (they match each other), sorted after every other value of their column.
+    Returns the per-frame codes and ``size``, an exclusive upper bound of every code. Equal key tuples get
+    equal codes and code order is the lexicographic order of the tuples (each column's codes follow its
+    sorted values), so sorting by code sorts by key. Nulls are a value of their own (they match each
+    other), sorted after every other value of their column.
     """
     if not columns:
         raise ValueError("at least one key column is required")
     composite = [np.zeros(len(frame), dtype=np.int64) for frame in frames]
-    radix = 1
+    size = 1
     for column in columns:
-        codes, cardinality = _column_codes([frame[column] for frame in frames])
-        if radix * cardinality >= _MAX_RADIX:
-            composite, radix = _compress(composite)
+        codes, vocabulary = column_codes([frame[column] for frame in frames])
+        cardinality = len(vocabulary) + 1
+        if size * cardinality >= _MAX_RADIX:
+            composite, size = _renumber(composite)
         composite = [c * cardinality + k for c, k in zip(composite, codes, strict=True)]
-        radix *= cardinality
-    return composite
+        size *= cardinality
+    return composite, size
 
 
-def _compress(codes: Sequence[IntArray]) -> tuple[list[IntArray], int]:
+def _renumber(codes: Sequence[IntArray]) -> tuple[list[IntArray], int]:
     """Renumber composite codes densely (order kept) so more columns can be folded in."""
     dense, uniques = pd.factorize(np.concatenate(codes), sort=True)
-    dense = dense.astype(np.int64, copy=False)
-    bounds = np.cumsum([0, *(len(c) for c in codes)])
-    return [dense[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)], len(uniques)
+    parts = np.split(dense.astype(np.int64, copy=False), np.cumsum([len(c) for c in codes])[:-1])
+    return parts, len(uniques)
 
 
-def duplicated_keys(frame: pd.DataFrame, codes: IntArray, columns: Sequence[str], limit: int = 5) -> list[str]:
-    """The first ``limit`` key tuples that occur more than once (rendered for error messages)."""
-    index = pd.Index(codes)
-    if index.is_unique:
-        return []
-    rows = np.flatnonzero(index.duplicated(keep="first"))[:limit]
-    subset = frame[list(columns)].iloc[rows]
-    return [str(tuple(row)) for row in subset.itertuples(index=False, name=None)]
+class KeyIndex:
+    """Where each key code sits in one frame: uniqueness check and lookups for codes in ``[0, size)``.
+
+    Small code ranges use a direct-address table. Larger ones (e.g. three-column keys) use a sorted copy
+    and binary search rather than a hash table: snapshots arrive sorted by key, so the sort is free and
+    the searches are cache-friendly.
+    """
+
+    def __init__(self, codes: IntArray, size: int) -> None:
+        self._table: IndexArray | None = None
+        self._order: IndexArray | None = None
+        if size <= _DENSE_FACTOR * max(len(codes), _DENSE_MIN_ROWS):
+            rows = np.arange(len(codes), dtype=np.intp)
+            table = np.full(size, -1, dtype=np.intp)
+            table[codes] = rows
+            # With a repeated code only one of its rows is in the table, so the others do not read back.
+            self.duplicate_rows: IndexArray = np.flatnonzero(table[codes] != rows)
+            self._table = table
+            return
+        if len(codes) > 1 and not bool((codes[1:] > codes[:-1]).all()):
+            self._order = np.argsort(codes, kind="stable")
+            codes = codes[self._order]
+        repeats = np.flatnonzero(codes[1:] == codes[:-1]) + 1
+        self.duplicate_rows = repeats if self._order is None else self._order[repeats]
+        self._sorted = codes
+
+    def lookup(self, codes: IntArray) -> IndexArray:
+        """For each of ``codes``, its row in the indexed frame, or -1. The indexed codes must be unique."""
+        if len(self.duplicate_rows):
+            raise ValueError("cannot look up keys in a frame with duplicated keys")
+        if self._table is not None:
+            return self._table[codes]
+        if len(self._sorted) == 0:
+            return np.full(len(codes), -1, dtype=np.intp)
+        at = np.minimum(np.searchsorted(self._sorted, codes), len(self._sorted) - 1)
+        rows = at if self._order is None else self._order[at]
+        return np.where(self._sorted[at] == codes, rows, -1).astype(np.intp, copy=False)
 
 
-def ensure_unique(frame: pd.DataFrame, codes: IntArray, columns: Sequence[str], name: str) -> None:
-    """Raise ``ValueError`` naming the first duplicated keys of ``frame`` if ``codes`` repeat."""
-    duplicates = duplicated_keys(frame, codes, columns)
-    if duplicates:
-        raise ValueError(f"{name} has duplicated keys {tuple(columns)}: {', '.join(duplicates)}")
+def unique_key_index(
+    frame: pd.DataFrame, codes: IntArray, size: int, columns: Sequence[str], name: str, limit: int = 5
+) -> KeyIndex:
+    """A :class:`KeyIndex` of ``frame``; ``ValueError`` naming the first ``limit`` duplicated keys if any."""
+    index = KeyIndex(codes, size)
+    if len(index.duplicate_rows):
+        subset = frame[list(columns)].iloc[index.duplicate_rows[:limit]]
+        shown = ", ".join(str(key) for key in subset.itertuples(index=False, name=None))
+        raise ValueError(
+            f"{name} has {len(index.duplicate_rows)} rows with duplicated keys {tuple(columns)}: {shown}"
+        )
+    return index
 
 
-def match_rows(left: IntArray, right: IntArray) -> IndexArray:
-    """For each code of ``left``, the position of the same code in ``right`` (unique), or -1."""
-    return pd.Index(right).get_indexer(left)
-
-
-def _changed(current: pd.Series, previous: pd.Series) -> BoolArray:
-    """Elementwise "differs", where two nulls (NaN, None, NaT) count as equal."""
-    a = current.to_numpy()
-    b = previous.to_numpy()
-    differs = np.asarray(a != b, dtype=bool)
-    if differs.any() and (current.hasnans or previous.hasnans):
-        differs &= ~(pd.isna(a) & pd.isna(b))
+def _differs(a: npt.NDArray[np.generic], b: npt.NDArray[np.generic]) -> BoolArray:
+    """Elementwise "differs", where two nulls (NaN, None, NaT, NA) count as equal."""
+    if a.dtype.kind in "biuf" and b.dtype.kind in "biuf":
+        differs: BoolArray = np.not_equal(a, b)
+        if a.dtype.kind == "f" and b.dtype.kind == "f":
+            differs &= ~(np.isnan(a) & np.isnan(b))
+        return differs
+    null_a, null_b = pd.isna(a), pd.isna(b)
+    differs = null_a != null_b
+    both = ~(null_a | null_b)
+    differs[both] = np.asarray(a[both] != b[both], dtype=bool)
     return differs
 
 
-def _stamp(time: datetime, dtype: object, n: int) -> pd.Series:
-    """``n`` copies of ``time`` in the time column's dtype (a naive column is read as UTC)."""
+def _stamp(time: datetime, dtype: DtypeObj, n: int) -> pd.Series:
+    """``n`` copies of ``time`` in the time column's ``dtype`` (a naive datetime column is read as UTC)."""
     stamp = pd.Timestamp(time)
     if isinstance(dtype, pd.DatetimeTZDtype):
         if stamp.tzinfo is None:
             raise ValueError(f"time {time!r} is naive but the time column is {dtype}")
-        stamp = stamp.tz_convert(dtype.tz)
-    elif pd.api.types.is_datetime64_dtype(dtype) and stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return pd.Series([stamp] * n, dtype=dtype if pd.api.types.is_datetime64_any_dtype(dtype) else object)
+        return pd.Series(stamp.tz_convert(dtype.tz), index=pd.RangeIndex(n), dtype=dtype)
+    if pd.api.types.is_datetime64_dtype(dtype):
+        if stamp.tzinfo is not None:
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        return pd.Series(stamp, index=pd.RangeIndex(n), dtype=dtype)
+    return pd.Series([time] * n, dtype=object)
 
 
-def _zeros(dtype: object, n: int) -> pd.Series:
+def _window_time(times: pd.Series, time_column: str) -> datetime:
+    """The one time of the current snapshot (every row of a window carries the window start)."""
+    if times.empty:
+        raise ValueError(f"current has no rows to read {time_column!r} from for ceased rows: pass time=")
+    first, last = times.min(), times.max()
+    if first != last:
+        raise ValueError(f"current holds several {time_column!r} values ({first} … {last}): pass time=")
+    return pd.Timestamp(first)
+
+
+def _zeros(dtype: DtypeObj, n: int) -> pd.Series:
     if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
         return pd.Series(np.zeros(n), dtype=dtype)
     return pd.Series([0] * n, dtype=object)
 
 
-def _concat_like(head: pd.Series, tail: pd.Series) -> pd.Series:
-    """``head`` then ``tail`` with ``head``'s dtype (so the delta keeps the current snapshot's schema)."""
-    if isinstance(head.dtype, pd.CategoricalDtype):
-        extra = tail.cat.categories if isinstance(tail.dtype, pd.CategoricalDtype) else tail.dropna().unique()
-        dtype = pd.CategoricalDtype(head.cat.categories.union(pd.Index(extra)), ordered=head.dtype.ordered)
-        head, tail = head.astype(dtype), tail.astype(dtype)
-    elif tail.dtype != head.dtype:
-        tail = tail.astype(head.dtype)
-    if isinstance(head.dtype, np.dtype):
-        # numpy concatenation avoids pd.concat's per-call overhead for the common plain columns.
-        return pd.Series(np.concatenate([head.to_numpy(), tail.to_numpy()]), dtype=head.dtype, copy=False)
-    return pd.concat([head, tail], ignore_index=True)
+def _align_dtypes(head: pd.DataFrame, tail: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Give ``tail`` the dtypes of ``head`` (categoricals get the union of both category lists)."""
+    for name, dtype in head.dtypes.items():
+        other = tail[name]
+        if isinstance(dtype, pd.CategoricalDtype):
+            extra = other.cat.categories if isinstance(other.dtype, pd.CategoricalDtype) else other.dropna()
+            union = pd.CategoricalDtype(
+                dtype.categories.union(pd.Index(extra.unique())), ordered=dtype.ordered
+            )
+            if union != dtype:
+                head[name] = head[name].astype(union)
+            tail[name] = other.astype(union)
+        elif other.dtype != dtype:
+            tail[name] = other.astype(dtype)
+    return head, tail
 
 
 def compute_delta(
@@ -159,7 +221,7 @@ def compute_delta(
     key_columns: Sequence[str],
     feature_columns: Sequence[str],
     *,
-    time: datetime,
+    time: datetime | None = None,
     time_column: str = "Time",
 ) -> pd.DataFrame:
     """The rows to publish for ``current`` given the ``previous`` snapshot.
@@ -171,57 +233,56 @@ def compute_delta(
       (values compared as stored: floats exactly, two nulls equal). Other columns (time, Savings…) never
       make a row changed;
     - rows of ``previous`` whose key is absent from ``current`` ("ceased"): previous values, except every
-      feature is 0 and ``time_column`` (if ``current`` has it) is ``time`` — the current window's time, passed
-      explicitly because a window where everything ceased has no current row to read it from.
+      feature is 0 and ``time_column`` (if ``current`` has it) holds the current window's time: ``time``
+      if given, else the single value of ``current[time_column]``. Pass ``time`` (the window start) when
+      ``current`` may be empty: a window where everything ceased has no row to read the time from, and
+      ``ValueError`` says so rather than guessing.
 
-    Columns are exactly ``current``'s (dtypes kept) plus a bool ``Ceased`` column, True only for ceased rows;
-    an empty result keeps that schema. Keys must be unique in both frames (``ValueError`` names duplicates)
-    and ``previous`` must have every column of ``current``.
+    Columns are exactly ``current``'s, with its dtypes (a categorical's categories may grow by the ceased
+    rows' values), plus a bool ``Ceased`` column, True only for ceased rows; an empty result keeps that
+    schema. Keys must be unique in both frames (``ValueError`` names duplicates) and ``previous`` must have
+    every column of ``current``.
     """
     keys, features = list(key_columns), list(feature_columns)
     require_columns(current, [*keys, *features], "current")
     if CEASED_COLUMN in current.columns:
         raise ValueError(f"current already has a {CEASED_COLUMN!r} column")
     if previous is None:
-        (current_codes,) = encode_keys([current], keys)
-        ensure_unique(current, current_codes, keys, "current")
-        changed_rows = np.arange(len(current))
-        ceased_rows = np.arange(0)
         previous = current.iloc[:0]
-        previous_codes = current_codes[:0]
-    else:
-        require_columns(previous, list(current.columns), "previous")
-        previous_codes, current_codes = encode_keys([previous, current], keys)
-        ensure_unique(previous, previous_codes, keys, "previous")
-        ensure_unique(current, current_codes, keys, "current")
-        positions = match_rows(current_codes, previous_codes)
-        matched = positions >= 0
-        changed = ~matched
-        matched_rows = np.flatnonzero(matched)
-        matched_previous = positions[matched_rows]
-        for feature in features:
-            changed[matched_rows] |= _changed(
-                current[feature].iloc[matched_rows], previous[feature].iloc[matched_previous]
-            )
-        present = np.zeros(len(previous), dtype=bool)
-        present[matched_previous] = True
-        changed_rows = np.flatnonzero(changed)
-        ceased_rows = np.flatnonzero(~present)
+    require_columns(previous, list(current.columns), "previous")
 
+    (previous_codes, current_codes), size = encode_keys([previous, current], keys)
+    previous_index = unique_key_index(previous, previous_codes, size, keys, "previous")
+    unique_key_index(current, current_codes, size, keys, "current")
+    positions = previous_index.lookup(current_codes)
+    changed = positions < 0
+    matched_rows = np.flatnonzero(~changed)
+    matched_previous = positions[matched_rows]
+    differs = np.zeros(len(matched_rows), dtype=bool)
+    for feature in features:
+        differs |= _differs(
+            current[feature].to_numpy()[matched_rows], previous[feature].to_numpy()[matched_previous]
+        )
+    changed[matched_rows] = differs
+    present = np.zeros(len(previous), dtype=bool)
+    present[matched_previous] = True
+    changed_rows = np.flatnonzero(changed)
+    ceased_rows = np.flatnonzero(~present)
+
+    head = current.take(changed_rows).reset_index(drop=True)
+    tail = previous.take(ceased_rows)[list(current.columns)].reset_index(drop=True)
+    for feature in features:
+        tail[feature] = _zeros(head[feature].dtype, len(tail))
+    if time_column in tail.columns and len(tail):
+        window = time if time is not None else _window_time(current[time_column], time_column)
+        tail[time_column] = _stamp(window, head[time_column].dtype, len(tail))
+    head, tail = _align_dtypes(head, tail)
+    head[CEASED_COLUMN] = np.zeros(len(head), dtype=bool)
+    tail[CEASED_COLUMN] = np.ones(len(tail), dtype=bool)
+    # pd.concat of an empty part can change dtypes; there is nothing to stack then anyway.
+    parts = [part for part in (head, tail) if len(part)] or [head]
+    delta = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     order = np.argsort(
         np.concatenate([current_codes[changed_rows], previous_codes[ceased_rows]]), kind="stable"
     )
-    n_ceased = len(ceased_rows)
-    columns: dict[str, pd.Series] = {}
-    for name in current.columns:
-        head = current[name].iloc[changed_rows].reset_index(drop=True)
-        if name in features:
-            tail = _zeros(head.dtype, n_ceased)
-        elif name == time_column:
-            tail = _stamp(time, head.dtype, n_ceased)
-        else:
-            tail = previous[name].iloc[ceased_rows].reset_index(drop=True)
-        columns[name] = _concat_like(head, tail).take(order).reset_index(drop=True)
-    ceased = np.concatenate([np.zeros(len(changed_rows), dtype=bool), np.ones(n_ceased, dtype=bool)])
-    columns[CEASED_COLUMN] = pd.Series(ceased[order], dtype=bool)
-    return pd.DataFrame(columns)
+    return delta.take(order).reset_index(drop=True)

@@ -6,8 +6,7 @@ Provider packages build their own collectors and `merged` asset; this factory ad
 - `latest/<provider>`: `latest_data/latest_<provider>.json`, SpotLake's record layout, newest window only.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Dagster inspects the runtime annotations of asset functions.
 import json
 import logging
 from collections.abc import Sequence
@@ -50,8 +49,12 @@ def read_previous_merged(lake: LakeResource, provider: str, partition_key: str) 
     try:
         return read_frame(lake, key)
     except LakeKeyNotFound:
-        log.warning("%s %s: no previous merged snapshot at %s; treating as the first window", provider,
-                    partition_key, lake.location(key))
+        log.warning(
+            "%s %s: no previous merged snapshot at %s; treating as the first window",
+            provider,
+            partition_key,
+            lake.location(key),
+        )
         return None
 
 

@@ -33,7 +33,9 @@ def run_metadata(
     return metadata
 
 
-def unique_keys_check(frame: pd.DataFrame, keys: Sequence[str], name: str = "unique_keys") -> dg.AssetCheckResult:
+def unique_keys_check(
+    frame: pd.DataFrame, keys: Sequence[str], name: str = "unique_keys"
+) -> dg.AssetCheckResult:
     duplicated = frame.duplicated(list(keys), keep=False)
     examples = frame.loc[duplicated, list(keys)].head(5).to_dict("records")
     return dg.AssetCheckResult(
@@ -55,7 +57,9 @@ def range_check(
     )
 
 
-def regions_check(failed: Mapping[str, str], attempted: int, name: str = "all_regions_collected") -> dg.AssetCheckResult:
+def regions_check(
+    failed: Mapping[str, str], attempted: int, name: str = "all_regions_collected"
+) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=name,
         passed=not failed,

@@ -25,7 +25,9 @@ def window_start(partition_key: str) -> datetime:
             f"window partition key {partition_key!r} is not in the form YYYY-MM-DD-HH:MM"
         ) from exc
     if start.minute % 10:
-        raise InvalidPartitionKey(f"window partition key {partition_key!r} does not start on a 10-minute mark")
+        raise InvalidPartitionKey(
+            f"window partition key {partition_key!r} does not start on a 10-minute mark"
+        )
     return start
 
 
@@ -41,7 +43,9 @@ def day_start(partition_key: str) -> date:
     try:
         return datetime.strptime(partition_key, DAY_KEY_FORMAT).date()
     except ValueError as exc:
-        raise InvalidPartitionKey(f"day partition key {partition_key!r} is not in the form YYYY-MM-DD") from exc
+        raise InvalidPartitionKey(
+            f"day partition key {partition_key!r} is not in the form YYYY-MM-DD"
+        ) from exc
 
 
 def day_key_of_window(partition_key: str) -> str:

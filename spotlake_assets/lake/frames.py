@@ -22,7 +22,7 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
 
 def parquet_to_frame(data: bytes, location: str, required: tuple[str, ...] = ()) -> pd.DataFrame:
     try:
-        frame = pq.read_table(io.BytesIO(data)).to_pandas()
+        frame: pd.DataFrame = pq.read_table(io.BytesIO(data)).to_pandas()
     except (pa.ArrowException, OSError) as exc:
         raise CorruptLakeFile(location, f"not a readable Parquet file ({exc})") from exc
     missing = [c for c in required if c not in frame.columns]

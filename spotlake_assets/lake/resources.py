@@ -51,7 +51,7 @@ class StoredObject:
     etag: str
 
 
-class LakeResource(dg.ConfigurableResource, ABC):  # type: ignore[misc]
+class LakeResource(dg.ConfigurableResource, ABC):  # type: ignore[type-arg]
     """Where SpotLake's objects live. Keys follow `spotlake_assets.lake.keys`."""
 
     @abstractmethod
@@ -259,7 +259,9 @@ class S3Lake(LakeResource):
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
-                detail = "the object already exists" if create_only else "the object changed since it was read"
+                detail = (
+                    "the object already exists" if create_only else "the object changed since it was read"
+                )
                 raise PreconditionFailed(self.location(key), detail) from None
             raise
         return StoredObject(key, str(response["ETag"]).strip('"'))

@@ -3,7 +3,11 @@ and the lake frame contract."""
 
 from __future__ import annotations
 
+import functools
+import gzip
 import io
+import json
+import pathlib
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -48,22 +52,31 @@ def _random_weights(seed: int, n: int, low: int = 1, high: int = 6) -> dict[str,
 
 
 def _optimum(weights: list[int], capacity: int) -> int:
-    """Exact minimum number of bins by DP over subsets (Bellman): fine for up to ~14 items."""
-    n = len(weights)
-    # best[mask] = (bins closed + 1 open, load of the open bin), minimised lexicographically.
-    best: list[tuple[int, int]] = [(n + 1, 0)] * (1 << n)
-    best[0] = (1, 0)
-    for mask in range(1 << n):
-        bins, load = best[mask]
-        for i in range(n):
-            if mask & (1 << i):
-                continue
-            w = weights[i]
-            candidate = (bins, load + w) if load + w <= capacity else (bins + 1, w)
-            nxt = mask | (1 << i)
-            if candidate < best[nxt]:
-                best[nxt] = candidate
-    return best[(1 << n) - 1][0] if n else 0
+    """Exact minimum number of bins, independent of the planner: memoised recursion over the multiset of
+    remaining weights, one bin (a sub-multiset that fits) at a time. Small while distinct weights are few."""
+    sizes = sorted(set(weights), reverse=True)
+
+    def patterns(counts: tuple[int, ...], index: int, room: int) -> Iterator[tuple[int, ...]]:
+        if index == len(sizes):
+            yield ()
+            return
+        for take in range(min(counts[index], room // sizes[index]), -1, -1):
+            for rest in patterns(counts, index + 1, room - take * sizes[index]):
+                yield (take, *rest)
+
+    @functools.cache
+    def solve(counts: tuple[int, ...]) -> int:
+        if not any(counts):
+            return 0
+        # The largest remaining item must go somewhere: only bins containing it need trying.
+        first = next(i for i, c in enumerate(counts) if c)
+        best = len(weights)
+        for pattern in patterns(counts, 0, capacity):
+            if pattern[first]:
+                best = min(best, 1 + solve(tuple(c - t for c, t in zip(counts, pattern, strict=True))))
+        return best
+
+    return solve(tuple(weights.count(size) for size in sizes))
 
 
 def _assert_valid_cover(result: PackingResult, weights: Mapping[str, int], capacity: int) -> None:
@@ -107,12 +120,16 @@ def test_pack_covers_every_region_once_within_capacity(weights: dict[str, int], 
         pytest.param([4, 4, 3, 3, 3, 3], 10, 3, 2, "OPTIMAL", id="4433333"),
         # The capacity bound says 2, but no bin holds three 4s: FFD is optimal, yet only the solver proves it.
         pytest.param([4, 4, 4, 4, 4], 10, 3, 3, "OPTIMAL", id="five-fours-above-capacity-bound"),
-        # Three 3s per bin waste one AZ each: optimum 10, capacity bound 9.
+        # At most three 3s fit a bin, so 28 need ceil(28 / 3) = 10 bins; the capacity bound says 9.
         pytest.param([3] * 28, 10, 10, 10, "OPTIMAL", id="28-threes"),
         pytest.param([6, 6, 6, 4, 4, 4], 10, 3, 3, "BOUND", id="large-items-bound"),
-        # FFD: 5+4 | 4+3+3 | 3+2+2+2 ... the classic 2-bin vs 3-bin trap at capacity 12.
-        pytest.param([5, 4, 4, 3, 3, 3, 2], 12, 3, 2, "OPTIMAL", id="cap12-trap"),
-        pytest.param([7, 5, 5, 4, 4, 3, 2], 15, 3, 2, "OPTIMAL", id="cap15-trap"),
+        # Volume says 2; three items over half the capacity need 3 bins, so FFD is optimal without a solve.
+        pytest.param([6, 6, 6], 10, 3, 3, "BOUND", id="three-large-items"),
+        # Shapes of moto's real catalogue: the most common one where FFD wastes a query (33 types) ...
+        pytest.param([5, 4] + [3] * 8 + [2] * 3, 10, 5, 4, "OPTIMAL", id="real-13-regions"),
+        pytest.param([5, 4, 4] + [3] * 26 + [2], 10, 11, 10, "OPTIMAL", id="real-30-regions"),
+        # ... and one where FFD is optimal but above the capacity bound, so only the solver proves it.
+        pytest.param([5, 4] + [3] * 15 + [2] * 3, 10, 7, 7, "OPTIMAL", id="real-20-regions"),
     ],
 )
 def test_pack_reaches_proven_optimum(
@@ -139,6 +156,18 @@ def test_pack_matches_exhaustive_optimum_on_random_small_instances(seed: int) ->
     assert result.status in {"OPTIMAL", "BOUND"}
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_pack_matches_exhaustive_optimum_on_catalogue_sized_instances(seed: int) -> None:
+    # Real types span up to 30 regions of 1-6 AZs: larger than a subset DP can check, not than the oracle.
+    rng = random.Random(1000 + seed)
+    weights = [rng.choice([1, 2, 2, 3, 3, 3, 3, 4, 5, 6]) for _ in range(rng.randint(15, 30))]
+    named = _named(weights)
+    result = pack_regions(named)
+    _assert_valid_cover(result, named, MAX_AZS_PER_QUERY)
+    assert len(result.bins) == _optimum(weights, MAX_AZS_PER_QUERY)
+    assert result.status in {"OPTIMAL", "BOUND"}
+
+
 def test_pack_is_deterministic_across_calls_and_input_order() -> None:
     weights = _random_weights(7, 30)
     first = pack_regions(weights)
@@ -150,8 +179,16 @@ def test_pack_is_deterministic_across_calls_and_input_order() -> None:
 
 
 def test_cache_maps_same_shape_to_new_names() -> None:
-    original = {"ap-south-1": 4, "eu-west-1": 4, "us-east-1": 3, "us-east-2": 3, "us-west-1": 3, "sa-east-1": 3}
-    renamed = {"z1": 3, "z2": 3, "z3": 3, "z4": 3, "y1": 4, "y2": 4}
+    original = {
+        "ap-south-1": 4,
+        "eu-west-1": 4,
+        "us-east-1": 3,
+        "us-east-2": 3,
+        "us-west-1": 3,
+        "sa-east-1": 3,
+    }
+    # Alphabetical order differs from weight order here, so a mapping by name rank alone would mispack.
+    renamed = {"a1": 3, "a2": 3, "a3": 3, "a4": 3, "z1": 4, "z2": 4}
     first = pack_regions(original)
     second = pack_regions(renamed)
     assert not first.cached
@@ -193,6 +230,21 @@ def test_pack_rejects_bad_input(weights: dict[str, int], capacity: int, message:
         pack_regions(weights, capacity=capacity)
 
 
+@pytest.mark.parametrize(
+    ("weights", "capacity", "bound"),
+    [
+        ([], 10, 0),
+        ([6, 6, 6], 10, 3),
+        ([5, 5, 5], 10, 2),
+        ([3] * 28, 10, 9),
+        ([4, 4, 3, 3, 3, 3], 10, 2),
+        ([7], 7, 1),
+    ],
+)
+def test_capacity_lower_bound(weights: list[int], capacity: int, bound: int) -> None:
+    assert capacity_lower_bound(weights, capacity) == bound
+
+
 def test_pack_of_nothing_is_empty() -> None:
     result = pack_regions({"a": 0})
     assert result.bins == ()
@@ -211,7 +263,9 @@ def test_time_limited_solve_never_raises() -> None:
     assert len(result.bins) <= len(ffd)
 
 
-@pytest.mark.parametrize("status", [cp_model.UNKNOWN, cp_model.INFEASIBLE, cp_model.MODEL_INVALID])
+@pytest.mark.parametrize(
+    "status", [cp_model.UNKNOWN, cp_model.INFEASIBLE, cp_model.MODEL_INVALID], ids=lambda s: str(s.name)
+)
 def test_solver_without_solution_falls_back_to_ffd(
     monkeypatch: pytest.MonkeyPatch, status: cp_model.CpSolverStatus
 ) -> None:
@@ -219,12 +273,11 @@ def test_solver_without_solution_falls_back_to_ffd(
         return status
 
     monkeypatch.setattr(cp_model.CpSolver, "solve", no_solution)
-    monkeypatch.setattr(cp_model.CpSolver, "status_name", lambda self, s=None: cp_model.CpSolverStatus.Name(status))
     weights = {"a": 4, "b": 4, "c": 3, "d": 3, "e": 3, "f": 3}
     result = pack_regions(weights)
     _assert_valid_cover(result, weights, MAX_AZS_PER_QUERY)
     assert len(result.bins) == 3, "FFD's answer is kept"
-    assert result.status == cp_model.CpSolverStatus.Name(status)
+    assert result.status == status.name
     assert result.lower_bound == 2
 
 
@@ -240,7 +293,14 @@ def _offerings(spec: Mapping[str, Mapping[str, int]]) -> list[Offering]:
 
 SMALL_SPEC = {
     "m5.large": {"us-east-1": 6, "us-west-2": 4, "eu-west-1": 3, "ap-south-1": 3, "sa-east-1": 3},
-    "c5.xlarge": {"us-east-1": 4, "us-east-2": 4, "eu-west-1": 3, "eu-west-2": 3, "eu-west-3": 3, "ca-central-1": 3},
+    "c5.xlarge": {
+        "us-east-1": 4,
+        "us-east-2": 4,
+        "eu-west-1": 3,
+        "eu-west-2": 3,
+        "eu-west-3": 3,
+        "ca-central-1": 3,
+    },
     "p5.48xlarge": {"us-east-1": 2},
 }
 
@@ -277,7 +337,9 @@ def test_plan_workload_is_deterministic_under_shuffling() -> None:
     assert first.status_counts == second.status_counts
 
 
-@pytest.mark.parametrize(("n_types", "per_group", "groups"), [(120, 50, 3), (100, 50, 2), (1, 50, 1), (20, 7, 3)])
+@pytest.mark.parametrize(
+    ("n_types", "per_group", "groups"), [(120, 50, 3), (100, 50, 2), (1, 50, 1), (20, 7, 3)]
+)
 def test_plan_workload_groups_queries(n_types: int, per_group: int, groups: int) -> None:
     spec = {f"t{i:04d}.large": {"us-east-1": 1} for i in range(n_types)}
     plan = plan_workload(_offerings(spec), queries_per_group=per_group)
@@ -302,6 +364,45 @@ def test_plan_workload_rejects_az_in_two_regions() -> None:
 def test_plan_workload_rejects_bad_group_size() -> None:
     with pytest.raises(ValueError, match="queries_per_group"):
         plan_workload(_offerings(SMALL_SPEC), queries_per_group=0)
+
+
+def _moto_catalogue() -> list[Offering]:
+    moto = pytest.importorskip("moto")
+    root = pathlib.Path(moto.__file__).parent / "ec2/resources/instance_type_offerings/availability-zone-id"
+    files = sorted(root.glob("*.json.gz"))
+    if not files:
+        pytest.skip(f"moto ships no instance-type offerings under {root}")
+    offerings: list[Offering] = []
+    for path in files:
+        region = path.name.removesuffix(".json.gz")
+        with gzip.open(path, "rt") as handle:
+            offerings += [Offering(o["InstanceType"], region, o["Location"]) for o in json.load(handle)]
+    return offerings
+
+
+def test_plan_on_real_catalogue_is_optimal_and_covers_every_offering() -> None:
+    offerings = _moto_catalogue()
+    plan = plan_workload(offerings)
+    assert plan.zone_rows == len(set(offerings))
+    weights: dict[str, dict[str, int]] = {}
+    for offering in set(offerings):
+        by_region = weights.setdefault(offering.instance_type, {})
+        by_region[offering.region] = by_region.get(offering.region, 0) + 1
+    assert plan.instance_types == len(weights)
+    covered = Counter((q.instance_type, r) for q in plan.queries for r in q.regions)
+    assert covered == Counter({(t, r): 1 for t, regions in weights.items() for r in regions})
+    assert all(q.az_weight <= MAX_AZS_PER_QUERY for q in plan.queries)
+    # Independent check of every distinct shape against the exhaustive oracle, not the solver's own bound.
+    per_type = Counter(q.instance_type for q in plan.queries)
+    optimum_by_shape: dict[tuple[int, ...], int] = {}
+    for instance_type, regions in weights.items():
+        shape = tuple(sorted(regions.values(), reverse=True))
+        if shape not in optimum_by_shape:
+            optimum_by_shape[shape] = _optimum(list(shape), MAX_AZS_PER_QUERY)
+        assert per_type[instance_type] == optimum_by_shape[shape], instance_type
+    assert plan.lower_bound == len(plan.queries)
+    assert plan.optimality_gap == 0.0
+    assert set(plan.status_counts) <= {"OPTIMAL", "BOUND"}
 
 
 @pytest.fixture
@@ -345,7 +446,11 @@ BAD_FRAMES = [
     pytest.param(lambda f: f.iloc[0:0], "no queries", id="empty"),
     pytest.param(lambda f: f.astype({"QueryId": "float64"}), "'QueryId' must be integer", id="float-id"),
     pytest.param(lambda f: f.astype({"AZWeight": "bool"}), "'AZWeight' must be integer", id="bool-weight"),
-    pytest.param(lambda f: f.astype({"Group": "Int64"}).assign(Group=pd.NA), "'Group' has missing", id="na"),
+    pytest.param(
+        lambda f: f.astype({"Group": "Int64"}).assign(Group=lambda g: g["Group"].mask(g.index == 0)),
+        "'Group' has missing",
+        id="nullable-with-na",
+    ),
     pytest.param(lambda f: f.assign(QueryId=0), "not unique", id="duplicate-id"),
     pytest.param(lambda f: f.assign(Group=-1), "non-negative", id="negative-group"),
     pytest.param(lambda f: f.assign(AZWeight=MAX_AZS_PER_QUERY + 1), "AZWeight 11 outside", id="weight-over"),

@@ -32,7 +32,7 @@ def test_round_trip_and_listing(lake: LakeResource) -> None:
 
 
 def test_missing_key_names_the_location(lake: LakeResource) -> None:
-    with pytest.raises(LakeKeyNotFound, match="state/missing.json"):
+    with pytest.raises(LakeKeyNotFound, match=r"state/missing\.json"):
         lake.read_bytes("state/missing.json")
     assert lake.head("state/missing.json") is None
 
@@ -78,7 +78,9 @@ def test_test_environment_cannot_write_to_the_read_bucket(moto_s3: None) -> None
         lambda: lake.client().put_object(Bucket="spotlake-read", Key="x", Body=b"evil"),
         lambda: lake.client().delete_object(Bucket="spotlake-read", Key="config/aws/credentials.csv"),
         lambda: lake.client().copy_object(
-            Bucket="spotlake-read", Key="y", CopySource={"Bucket": "spotlake-write", "Key": "rawdata/x.parquet"}
+            Bucket="spotlake-read",
+            Key="y",
+            CopySource={"Bucket": "spotlake-write", "Key": "rawdata/x.parquet"},
         ),
     ):
         with pytest.raises(ReadOnlyLocation, match="spotlake-read"):

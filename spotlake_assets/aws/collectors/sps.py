@@ -181,9 +181,9 @@ def collect_sps(
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sps") as pool:
         outcomes = list(pool.map(lambda item: runner.run(*item), grouped))
     frames = [o.frame for o in outcomes if o.frame is not None]
-    frame = (
-        pd.concat(frames, ignore_index=True) if frames else scores_to_frame([], capacity)
-    ).sort_values(["InstanceType", "Region", "AZ"], ignore_index=True)
+    frame = (pd.concat(frames, ignore_index=True) if frames else scores_to_frame([], capacity)).sort_values(
+        ["InstanceType", "Region", "AZ"], ignore_index=True
+    )
     collection = SpsCollection(
         frame=frame,
         capacity=capacity,

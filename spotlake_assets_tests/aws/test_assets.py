@@ -1,0 +1,193 @@
+"""Tier 3: `materialize()` over the AWS graph on a temporary lake with the simulated AWS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from spotlake_assets.aws.assets import aws_assets
+from spotlake_assets.aws.constants import FEATURE_COLUMNS, KEY_COLUMNS, MERGED_COLUMNS
+from spotlake_assets.aws.credentials import AwsCredentialPool
+from spotlake_assets.aws.simulation import SimulatedAwsApi
+from spotlake_assets.core.windows import capacity_for_window
+from spotlake_assets.lake import keys
+from spotlake_assets.lake.frames import read_frame
+from spotlake_assets.lake.resources import LocalLake
+
+DAY = "2026-03-01"
+WINDOWS = ["2026-03-01-00:00", "2026-03-01-00:10", "2026-03-01-00:20"]
+DAILY = ["aws/workload", "aws/ondemand_price"]
+WINDOW_ASSETS = [
+    "aws/sps",
+    "aws/interruption_frequency",
+    "aws/spot_price",
+    "aws/merged",
+    "aws/delta",
+    "history/aws",
+    "latest/aws",
+]
+FAST_SPS = {"ops": {"aws__sps": {"config": {"backoff_initial_s": 0.001, "backoff_max_s": 0.002}}}}
+
+
+def resources(lake: LocalLake, **api: Any) -> dict[str, Any]:
+    return {
+        "lake": lake,
+        "aws_api": SimulatedAwsApi(seed=11, scale=0.03, **api),
+        "aws_credentials": AwsCredentialPool(source="simulated", simulated_size=200, seed=11),
+    }
+
+
+def run(
+    lake: LocalLake, selection: Sequence[str], partition: str, *, raise_on_error: bool = True, **api: Any
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        aws_assets,
+        selection=list(selection),
+        partition_key=partition,
+        resources=resources(lake, **api),
+        run_config=FAST_SPS if "aws/sps" in selection else None,
+        raise_on_error=raise_on_error,
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
+        if materialization.asset_key.to_user_string() == asset:
+            return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+    raise AssertionError(f"{asset} was not materialized")
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name}": e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    """Every message in the first step failure's error chain (Dagster wraps the user's exception)."""
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    data = failure.step_failure_data
+    assert data is not None
+    error = data.error
+    texts = [data.user_failure_data.description or ""] if data.user_failure_data else []
+    while error is not None:
+        texts.append(error.message)
+        error = error.cause
+    return "\n".join(texts)
+
+
+@pytest.fixture
+def day_built(local_lake: LocalLake) -> LocalLake:
+    run(local_lake, DAILY, DAY)
+    return local_lake
+
+
+def test_day_then_windows_end_to_end(day_built: LocalLake) -> None:
+    lake = day_built
+    results = [run(lake, WINDOW_ASSETS, w) for w in WINDOWS]
+    for window, result in zip(WINDOWS, results, strict=True):
+        assert all(checks(result).values()), checks(result)
+        assert lake.exists(keys.sps_key("aws", window, capacity_for_window(window)))
+        assert metadata(result, "aws/sps")["simulated"] is True
+    merged = read_frame(lake, keys.merged_key("aws", WINDOWS[-1]))
+    assert tuple(merged.columns) == MERGED_COLUMNS
+    first, second = metadata(results[0], "aws/delta"), metadata(results[1], "aws/delta")
+    assert first["first_window"] is True and first["rows"] == metadata(results[0], "aws/merged")["rows"]
+    # The second delta holds exactly the pools whose features differ between the two merged snapshots.
+    before, after = (
+        read_frame(lake, keys.merged_key("aws", w)).astype({"InstanceType": str, "Region": str, "AZ": str})
+        for w in WINDOWS[:2]
+    )
+    joined = before.merge(after, on=list(KEY_COLUMNS), how="outer", suffixes=("_0", "_1"), indicator=True)
+    differs = joined["_merge"] != "both"
+    for feature in FEATURE_COLUMNS:
+        differs |= joined[f"{feature}_0"] != joined[f"{feature}_1"]
+    assert second["rows"] == int(differs.sum()) > 0
+    latest = json.loads(lake.read_bytes(keys.latest_key("aws")))
+    assert len(latest) == len(merged) and latest[0]["Time"] == "2026-03-01 00:20:00"
+    assert set(latest[0]) == set(MERGED_COLUMNS)
+    assert len(lake.list_keys("history/aws/")) == 3
+
+
+def test_rerunning_a_window_duplicates_nothing(day_built: LocalLake) -> None:
+    lake = day_built
+    for window in WINDOWS[:2]:
+        run(lake, WINDOW_ASSETS, window)
+    before = {k: lake.read_bytes(k) for k in lake.list_keys("")}
+    again = run(lake, WINDOW_ASSETS, WINDOWS[1])
+    sps = metadata(again, "aws/sps")
+    assert sps["api_calls"] == 0 and sps["groups_resumed"] == sps["credential_groups"]
+    assert metadata(again, "history/aws")["status"] == "already written (identical)"
+    after = {k: lake.read_bytes(k) for k in lake.list_keys("")}
+    assert after.keys() == before.keys()
+    for key in ("history/", "state/", "latest_data/", "delta/"):
+        assert {k: v for k, v in after.items() if k.startswith(key)} == {
+            k: v for k, v in before.items() if k.startswith(key)
+        }
+
+
+def test_an_older_window_never_replaces_latest(day_built: LocalLake) -> None:
+    lake = day_built
+    run(lake, WINDOW_ASSETS, WINDOWS[1])
+    result = run(lake, WINDOW_ASSETS, WINDOWS[0])
+    assert metadata(result, "latest/aws")["status"].startswith("kept newer window")
+    assert json.loads(lake.read_bytes(keys.latest_key("aws")))[0]["Time"] == "2026-03-01 00:10:00"
+
+
+def test_corrupt_input_fails_merge_with_its_name_and_writes_nothing(day_built: LocalLake) -> None:
+    lake = day_built
+    run(lake, ["aws/sps", "aws/interruption_frequency", "aws/spot_price"], WINDOWS[0])
+    if_key = keys.interruption_frequency_key("aws", WINDOWS[0])
+    lake.write_bytes(if_key, b"PAR1 garbage")
+    result = run(lake, ["aws/merged"], WINDOWS[0], raise_on_error=False)
+    assert not result.success
+    assert f"corrupt lake file {lake.location(if_key)}" in failure_text(result)
+    assert not lake.exists(keys.merged_key("aws", WINDOWS[0]))
+
+
+def test_exhausted_pool_fails_naming_groups_without_raw_file(day_built: LocalLake) -> None:
+    lake = day_built
+    result = dg.materialize(
+        aws_assets,
+        selection=["aws/sps"],
+        partition_key=WINDOWS[0],
+        resources={
+            **resources(lake),
+            "aws_credentials": AwsCredentialPool(source="simulated", simulated_size=2, seed=11),
+        },
+        run_config=FAST_SPS,
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "credential groups uncovered" in failure_text(result)
+    assert not lake.exists(keys.sps_key("aws", WINDOWS[0], capacity_for_window(WINDOWS[0])))
+    assert lake.list_keys(keys.sps_checkpoint_prefix("aws", WINDOWS[0]))
+
+
+def test_throttling_storm_fails_boundedly_without_raw_file(day_built: LocalLake) -> None:
+    result = run(day_built, ["aws/sps"], WINDOWS[0], raise_on_error=False, throttle_rate=1.0)
+    assert not result.success
+    assert "credential groups uncovered" in failure_text(result)
+    assert "RequestLimitExceeded" in failure_text(result)
+    assert not day_built.exists(keys.sps_key("aws", WINDOWS[0], capacity_for_window(WINDOWS[0])))
+
+
+def test_a_failing_region_is_an_explicit_gap(day_built: LocalLake) -> None:
+    result = run(day_built, ["aws/spot_price"], WINDOWS[0], failing_regions=["eu-west-1"])
+    assert checks(result) == {"aws/spot_price:all_regions_collected": False}
+    assert "eu-west-1" in metadata(result, "aws/spot_price")["failed_regions"]
+    prices = read_frame(day_built, keys.spot_price_key("aws", WINDOWS[0]))
+    assert not prices["AZ"].str.startswith("euw1-").any()
+
+
+def test_workload_reports_the_solver(day_built: LocalLake) -> None:
+    frame = read_frame(day_built, keys.workload_key("aws", DAY))
+    assert (frame["AZWeight"] <= 10).all()
+    assert isinstance(frame, pd.DataFrame) and frame["Group"].max() == (len(frame) - 1) // 50
