@@ -86,15 +86,22 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  workload: {queries} SPS queries (lower bound {bound}), {groups} credential groups,", end="")
     print(f" solved in {solve:.2f}s")
     print(f"  on-demand prices: {_value(daily['aws/ondemand_price'], 'rows')} rows")
-    print("  window              capacity  sps rows  merged rows  changed  removed  credentials  rotations")
+    print(
+        "  window            capacity  sps rows  merged rows  changed  removed  queries  resumed  creds  rotations"
+    )
     for key, assets in windows:
         sps, merged, delta = assets["aws/sps"], assets["aws/merged"], assets["aws/delta"]
         print(
             f"  {key}  {_value(sps, 'target_capacity'):>8}  {_value(sps, 'rows'):>8}"
             f"  {_value(merged, 'rows'):>11}  {_value(delta, 'changed_rows'):>7}"
-            f"  {_value(delta, 'removed_rows'):>7}"
-            f"  {_value(sps, 'credentials_used'):>11}  {_value(sps, 'credential_rotations'):>9}"
+            f"  {_value(delta, 'removed_rows'):>7}  {_value(sps, 'api_calls'):>7}"
+            f"  {_value(sps, 'groups_resumed'):>7}  {_value(sps, 'credentials_used'):>5}"
+            f"  {_value(sps, 'credential_rotations'):>9}"
         )
+    print(
+        "  (changed counts are high until the T2/T3 ladder has seen one whole capacity cycle of 11 windows;"
+        " 'resumed' groups came from checkpoints, so a rerun spends no quota)"
+    )
     print(f"  wall time {time.perf_counter() - started:.1f}s, peak RSS {peak_rss_mib():.0f} MiB")
     print(f"  lake:        {lake}")
     print(f"  latest JSON: {lake / 'latest_data' / 'latest_aws.json'}")

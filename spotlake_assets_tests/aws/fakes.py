@@ -88,3 +88,10 @@ class ScriptedAwsApi(AwsApi):
 
     def spot_advisor_document(self, window_start: datetime) -> bytes:
         return b"{}"
+
+
+class NoOfferingsApi(ScriptedAwsApi):
+    """An account where describe_instance_type_offerings answers nothing in every region."""
+
+    def instance_type_offerings(self, region: str) -> list[Offering]:
+        return []

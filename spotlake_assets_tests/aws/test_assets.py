@@ -18,6 +18,7 @@ from spotlake_assets.core.windows import capacity_for_window
 from spotlake_assets.lake import keys
 from spotlake_assets.lake.frames import read_frame
 from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets_tests.aws.fakes import NoOfferingsApi, ScriptedAwsApi
 
 DAY = "2026-03-01"
 WINDOWS = ["2026-03-01-00:00", "2026-03-01-00:10", "2026-03-01-00:20"]
@@ -191,3 +192,53 @@ def test_workload_reports_the_solver(day_built: LocalLake) -> None:
     frame = read_frame(day_built, keys.workload_key("aws", DAY))
     assert (frame["AZWeight"] <= 10).all()
     assert isinstance(frame, pd.DataFrame) and frame["Group"].max() == (len(frame) - 1) // 50
+
+
+def scripted(lake: LocalLake, api: ScriptedAwsApi) -> dict[str, Any]:
+    return {
+        "lake": lake,
+        "aws_api": api,
+        "aws_credentials": AwsCredentialPool(source="simulated", simulated_size=5),
+    }
+
+
+def test_malformed_advisor_document_fails_without_raw_file(local_lake: LocalLake) -> None:
+    result = dg.materialize(
+        aws_assets,
+        selection=["aws/interruption_frequency"],
+        partition_key=WINDOWS[0],
+        resources=scripted(local_lake, ScriptedAwsApi()),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "the advisor document has no 'ranges' key" in failure_text(result)
+    assert local_lake.list_keys("rawdata/") == []
+
+
+def test_empty_offerings_fail_the_workload_without_files(local_lake: LocalLake) -> None:
+    result = dg.materialize(
+        aws_assets,
+        selection=["aws/workload"],
+        partition_key=DAY,
+        resources=scripted(local_lake, NoOfferingsApi()),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "offering" in failure_text(result).lower()
+    assert local_lake.list_keys("rawdata/") == []
+
+
+def test_sps_answer_without_az_id_fails_without_raw_file(local_lake: LocalLake) -> None:
+    resources = scripted(local_lake, ScriptedAwsApi(malformed_type="m5.large"))
+    dg.materialize(aws_assets, selection=["aws/workload"], partition_key=DAY, resources=resources)
+    result = dg.materialize(
+        aws_assets,
+        selection=["aws/sps"],
+        partition_key=WINDOWS[0],
+        resources=resources,
+        run_config=FAST_SPS,
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "AvailabilityZoneId" in failure_text(result)
+    assert not local_lake.list_keys("rawdata/aws/sps/")
