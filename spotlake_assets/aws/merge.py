@@ -199,7 +199,8 @@ def _categorical(codes: CodeArray, vocabulary: pd.Index) -> pd.Categorical:
     """
     used = np.bincount(codes, minlength=len(vocabulary)) > 0
     dense = (np.cumsum(used) - 1).astype(np.int32)
-    return pd.Categorical.from_codes(dense[codes], categories=vocabulary[used])
+    # pandas-stubs 2.3 types `codes` as Sequence[int]; pandas itself takes any integer array.
+    return pd.Categorical.from_codes(dense[codes], categories=vocabulary[used])  # type: ignore[arg-type]
 
 
 def _pools(codes: _Codes, sps: pd.DataFrame, spot_price: pd.DataFrame) -> _Pools:
