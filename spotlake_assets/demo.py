@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f" solved in {solve:.2f}s")
     print(f"  on-demand prices: {_value(daily['aws/ondemand_price'], 'rows')} rows")
     print(
-        "  window            capacity  sps rows  merged rows  changed  removed  queries  resumed  creds  rotations"
+        "  window            capacity  sps rows  merged rows  changed  removed"
+        "  queries  resumed  creds  rotations"
     )
     for key, assets in windows:
         sps, merged, delta = assets["aws/sps"], assets["aws/merged"], assets["aws/delta"]
