@@ -2,11 +2,17 @@
 
 # No `from __future__ import annotations`: Dagster inspects the runtime annotations of asset functions.
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
 import dagster as dg
 import pandas as pd
 
 from spotlake_assets.aws.collectors.catalogue import collect_catalogue
-from spotlake_assets.aws.collectors.interruption_frequency import collect_interruption_frequency
+from spotlake_assets.aws.collectors.interruption_frequency import (
+    MalformedAdvisorDocument,
+    collect_interruption_frequency,
+)
 from spotlake_assets.aws.collectors.ondemand_price import collect_ondemand_prices
 from spotlake_assets.aws.collectors.spot_price import collect_spot_prices
 from spotlake_assets.aws.collectors.sps import SpsCollectionIncomplete, ThrottlePolicy, collect_sps
@@ -22,15 +28,22 @@ from spotlake_assets.aws.constants import (
 )
 from spotlake_assets.aws.credentials import AwsCredentialPool, CredentialLedger
 from spotlake_assets.aws.merge import merge_snapshot
-from spotlake_assets.aws.models import AvailabilityZone
+from spotlake_assets.aws.models import AvailabilityZone, AwsApiError
 from spotlake_assets.aws.resources import AwsApi
 from spotlake_assets.aws.workload import plan_workload, queries_from_frame, workload_frame
 from spotlake_assets.core.metrics import Stopwatch
 from spotlake_assets.core.partitions import collection_partitions, workload_partitions
 from spotlake_assets.core.pipeline import ProviderSpec, build_change_assets, read_previous_merged
-from spotlake_assets.core.reporting import range_check, regions_check, run_metadata, unique_keys_check
-from spotlake_assets.core.windows import capacity_for_window, day_key_of_window, window_start
+from spotlake_assets.core.reporting import (
+    range_check,
+    regions_check,
+    run_metadata,
+    skip_unobserved,
+    unique_keys_check,
+)
+from spotlake_assets.core.windows import capacity_for_window, day_key_of_window, observable_now, window_start
 from spotlake_assets.lake import keys
+from spotlake_assets.lake.errors import LakeKeyNotFound
 from spotlake_assets.lake.frames import read_frame, write_frame
 from spotlake_assets.lake.resources import LakeResource
 
@@ -42,6 +55,10 @@ SPOT_PRICE = dg.AssetKey([PROVIDER, "spot_price"])
 ONDEMAND = dg.AssetKey([PROVIDER, "ondemand_price"])
 MERGED = dg.AssetKey([PROVIDER, "merged"])
 ZONE_COLUMNS = ("Region", "ZoneName", "ZoneId")
+UNOBSERVABLE = (
+    "this API only answers for the present, so a past window cannot be observed; nothing is stored for it"
+    " (a backfill of merged/delta rebuilds from what the lake already holds)"
+)
 SAME_DAY = dg.TimeWindowPartitionMapping()
 
 
@@ -109,6 +126,12 @@ class SpsConfig(dg.Config):
     throttle_attempts: int = 5
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 20.0
+    # Step retries for failures that can pass (throttling): checkpoints make them cheap.
+    step_retries: int = 2
+    step_retry_wait_s: float = 60.0
+
+
+SPS_CHECKS = ("scores_in_range", "unique_keys", "covers_workload")
 
 
 @dg.asset(
@@ -123,11 +146,9 @@ class SpsConfig(dg.Config):
         "each credential group is checkpointed under a deterministic key and never queried twice; the raw "
         "file is written once every group is in."
     ),
-    check_specs=[
-        dg.AssetCheckSpec("scores_in_range", asset=SPS),
-        dg.AssetCheckSpec("unique_keys", asset=SPS),
-        dg.AssetCheckSpec("covers_workload", asset=SPS),
-    ],
+    check_specs=[dg.AssetCheckSpec(name, asset=SPS) for name in SPS_CHECKS],
+    output_required=False,
+    pool="aws_sps",
 )
 def aws_sps(
     context: dg.AssetExecutionContext,
@@ -135,9 +156,12 @@ def aws_sps(
     aws_api: AwsApi,
     aws_credentials: AwsCredentialPool,
     lake: LakeResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
     pk = context.partition_key
+    if not aws_api.observes_past and not observable_now(pk, datetime.now(UTC)):
+        yield from skip_unobserved(context, SPS, SPS_CHECKS, UNOBSERVABLE)
+        return
     day = day_key_of_window(pk)
     queries = queries_from_frame(read_frame(lake, keys.workload_key(PROVIDER, day), WORKLOAD_COLUMNS))
     ledger = CredentialLedger(lake, day, aws_credentials.load(lake))
@@ -156,6 +180,8 @@ def aws_sps(
             throttle=throttle,
         )
     except SpsCollectionIncomplete as exc:
+        if exc.collection.only_transient_failures:
+            raise dg.RetryRequested(config.step_retries, config.step_retry_wait_s) from exc
         raise dg.Failure(
             description=str(exc), metadata={"uncovered_groups": len(exc.collection.uncovered)}
         ) from exc
@@ -163,7 +189,7 @@ def aws_sps(
     write_frame(lake, key, result.frame)
     queried = {(q.instance_type, r) for q in queries for r in q.regions}
     answered = set(result.frame[["InstanceType", "Region"]].itertuples(index=False, name=None))
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata=run_metadata(
             watch,
             rows=len(result.frame),
@@ -201,15 +227,25 @@ def aws_sps(
         "directly (no spotinfo binary): <5%→3.0 … >20%→1.0. Idempotent: deterministic key, overwritten whole."
     ),
     check_specs=[dg.AssetCheckSpec("unique_keys", asset=IF)],
+    output_required=False,
 )
 def aws_interruption_frequency(
     context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
-    result = collect_interruption_frequency(aws_api, window_start(context.partition_key))
+    if not aws_api.observes_past and not observable_now(context.partition_key, datetime.now(UTC)):
+        yield from skip_unobserved(context, IF, ["unique_keys"], UNOBSERVABLE)
+        return
+    try:
+        result = collect_interruption_frequency(aws_api, window_start(context.partition_key))
+    except MalformedAdvisorDocument:
+        raise
+    except AwsApiError as exc:
+        # The advisor download failed after its own retries: a later attempt may succeed.
+        raise dg.RetryRequested(max_retries=2, seconds_to_wait=60) from exc
     key = keys.interruption_frequency_key(PROVIDER, context.partition_key)
     write_frame(lake, key, result.frame)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata=run_metadata(
             watch,
             rows=len(result.frame),
@@ -289,6 +325,30 @@ def aws_ondemand_price(
     )
 
 
+class MergeConfig(dg.Config):
+    # Set by the lake sensor once a window's inputs are overdue: merge with explicit -1 gaps (and a failed
+    # inputs_complete check) rather than hold every later window back.
+    allow_missing_inputs: bool = False
+
+
+# Numeric columns of the optional inputs: an absent input is an empty frame of the right types.
+NUMERIC_INPUT_COLUMNS = {"IF", "SpotPrice", "OndemandPrice"}
+
+
+def _optional_input(
+    lake: LakeResource, key: str, columns: tuple[str, ...], allow_missing: bool, missing: list[str]
+) -> pd.DataFrame:
+    try:
+        return read_frame(lake, key, columns)
+    except LakeKeyNotFound:
+        if not allow_missing:
+            raise
+        missing.append(key)
+        return pd.DataFrame(
+            {c: pd.Series(dtype="float64" if c in NUMERIC_INPUT_COLUMNS else "object") for c in columns}
+        )
+
+
 @dg.asset(
     key=MERGED,
     group_name=GROUP,
@@ -312,10 +372,12 @@ def aws_ondemand_price(
         dg.AssetCheckSpec("unique_keys", asset=MERGED),
         dg.AssetCheckSpec("scores_in_range", asset=MERGED),
         dg.AssetCheckSpec("covers_workload", asset=MERGED),
+        dg.AssetCheckSpec("inputs_complete", asset=MERGED),
     ],
+    pool="aws_merge",
 )
 def aws_merged(
-    context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
+    context: dg.AssetExecutionContext, config: MergeConfig, aws_api: AwsApi, lake: LakeResource
 ) -> dg.MaterializeResult:
     watch = Stopwatch()
     pk = context.partition_key
@@ -323,17 +385,27 @@ def aws_merged(
     capacity = capacity_for_window(pk)
     sps = read_frame(lake, keys.sps_key(PROVIDER, pk, capacity), SPS_COLUMNS)
     zones = read_frame(lake, keys.zones_key(PROVIDER, day), ZONE_COLUMNS)
+    missing: list[str] = []
+    allow = config.allow_missing_inputs
     previous = read_previous_merged(lake, PROVIDER, pk)
     merged = merge_snapshot(
         sps=sps,
-        interruption_frequency=read_frame(lake, keys.interruption_frequency_key(PROVIDER, pk), IF_COLUMNS),
-        spot_price=read_frame(lake, keys.spot_price_key(PROVIDER, pk), SPOT_PRICE_COLUMNS),
-        ondemand=read_frame(lake, keys.ondemand_price_key(PROVIDER, day), ONDEMAND_COLUMNS),
+        interruption_frequency=_optional_input(
+            lake, keys.interruption_frequency_key(PROVIDER, pk), IF_COLUMNS, allow, missing
+        ),
+        spot_price=_optional_input(
+            lake, keys.spot_price_key(PROVIDER, pk), SPOT_PRICE_COLUMNS, allow, missing
+        ),
+        ondemand=_optional_input(
+            lake, keys.ondemand_price_key(PROVIDER, day), ONDEMAND_COLUMNS, allow, missing
+        ),
         zone_regions=dict(zip(zones["ZoneId"], zones["Region"], strict=True)),
         time=window_start(pk),
         previous=previous,
         capacity=capacity,
     )
+    if missing:
+        context.log.warning("%s merged with explicit -1 gaps; missing inputs: %s", pk, ", ".join(missing))
     key = keys.merged_key(PROVIDER, pk)
     write_frame(lake, key, merged)
     scored = merged["SPS"] != -1
@@ -346,6 +418,7 @@ def aws_merged(
             location=lake.location(key),
             target_capacity=capacity,
             first_window=previous is None,
+            missing_inputs=dg.MetadataValue.json(missing),
         ),
         check_results=[
             unique_keys_check(merged, KEY_COLUMNS),
@@ -354,6 +427,9 @@ def aws_merged(
                 check_name="covers_workload",
                 passed=int(scored.sum()) >= len(sps),
                 metadata={"sps_rows": len(sps), "merged_rows_with_sps": int(scored.sum())},
+            ),
+            dg.AssetCheckResult(
+                check_name="inputs_complete", passed=not missing, metadata={"missing": ", ".join(missing)}
             ),
         ],
     )

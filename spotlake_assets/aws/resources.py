@@ -57,6 +57,12 @@ class AwsApi(dg.ConfigurableResource, ABC):  # type: ignore[type-arg]
     def simulated(self) -> bool:
         """True when answers come from the simulation, never from AWS."""
 
+    @property
+    def observes_past(self) -> bool:
+        """Whether SPS and the advisor can be asked about a window that is over. AWS cannot: those
+        collectors skip past windows in backfills instead of storing today's answer under an old key."""
+        return False
+
     @abstractmethod
     def regions(self) -> list[str]:
         """Enabled regions, sorted."""

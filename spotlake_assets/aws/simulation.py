@@ -644,6 +644,13 @@ class SimulatedAwsApi(AwsApi):
     failing_regions: list[str] = Field(
         default=[], description="Regions whose price calls raise RegionUnavailable (explicit gaps)."
     )
+    replay_past: bool = Field(
+        default=True,
+        description=(
+            "Answer SPS and advisor calls for past windows from the deterministic world (the demo collects "
+            "yesterday). False makes backfills skip them exactly as they do against AWS."
+        ),
+    )
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     # access key id → configuration → window index at which it was first counted
@@ -656,6 +663,10 @@ class SimulatedAwsApi(AwsApi):
     @property
     def simulated(self) -> bool:
         return True
+
+    @property
+    def observes_past(self) -> bool:
+        return self.replay_past
 
     @property
     def world(self) -> SimulatedWorld:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -69,3 +69,25 @@ def regions_check(
             "failures": dg.MetadataValue.json(dict(sorted(failed.items()))),
         },
     )
+
+
+def skip_unobserved(
+    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, check_names: Sequence[str], reason: str
+) -> Iterator[dg.AssetObservation | dg.AssetCheckResult]:
+    """Events of a collector that declines a window it cannot observe (a backfill of a "now"-only API).
+
+    Nothing is materialized, so downstream steps of the run are skipped rather than fed invented data;
+    the reason lands in the run log, on an observation, and on each check (as a warning).
+    """
+    context.log.warning("%s %s skipped: %s", asset_key.to_user_string(), context.partition_key, reason)
+    yield dg.AssetObservation(
+        asset_key=asset_key, partition=context.partition_key, metadata={"skipped": True, "reason": reason}
+    )
+    for name in check_names:
+        yield dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=name,
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"skipped": True, "reason": reason},
+        )

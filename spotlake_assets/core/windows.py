@@ -66,3 +66,13 @@ def step_down(capacity: int) -> int:
     """The next rung below ``capacity`` on the 50→45→…→10→5→1→0 ladder."""
     lower = [c for c in CAPACITIES if c < capacity]
     return lower[-1] if lower else 0
+
+
+# How late a collector may still observe its window: a run queued behind a Spot scale-up still counts.
+OBSERVATION_GRACE = timedelta(minutes=10)
+
+
+def observable_now(partition_key: str, now: datetime, grace: timedelta = OBSERVATION_GRACE) -> bool:
+    """Whether a "now"-only API (SPS, the advisor) answering at ``now`` describes this window."""
+    start = window_start(partition_key)
+    return start <= now < start + WINDOW + grace

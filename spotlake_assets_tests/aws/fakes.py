@@ -33,6 +33,7 @@ class ScriptedAwsApi(AwsApi):
     throttle_every_call: bool = False
     throttle_first_attempts: int = 0
     malformed_type: str | None = None
+    replay_past: bool = True
 
     _calls: list[tuple[str, str]] = PrivateAttr(default_factory=list)
     _attempts: dict[str, int] = PrivateAttr(default_factory=dict)
@@ -41,6 +42,10 @@ class ScriptedAwsApi(AwsApi):
     @property
     def simulated(self) -> bool:
         return True
+
+    @property
+    def observes_past(self) -> bool:
+        return self.replay_past
 
     @property
     def calls(self) -> list[tuple[str, str]]:

@@ -32,7 +32,18 @@ WINDOW_ASSETS = [
     "history/aws",
     "latest/aws",
 ]
-FAST_SPS = {"ops": {"aws__sps": {"config": {"backoff_initial_s": 0.001, "backoff_max_s": 0.002}}}}
+FAST_SPS = {
+    "ops": {
+        "aws__sps": {
+            "config": {
+                "backoff_initial_s": 0.001,
+                "backoff_max_s": 0.002,
+                "step_retries": 1,
+                "step_retry_wait_s": 0,
+            }
+        }
+    }
+}
 
 
 def resources(lake: LocalLake, **api: Any) -> dict[str, Any]:
@@ -242,3 +253,39 @@ def test_sps_answer_without_az_id_fails_without_raw_file(local_lake: LocalLake) 
     assert not result.success
     assert "AvailabilityZoneId" in failure_text(result)
     assert not local_lake.list_keys("rawdata/aws/sps/")
+
+
+def test_backfill_of_a_past_window_skips_now_only_collectors(day_built: LocalLake) -> None:
+    """Against an API that cannot see the past, SPS and IF skip (nothing stored, downstream skipped);
+    spot prices, which AWS keeps a history of, are still collected."""
+    result = run(day_built, WINDOW_ASSETS, WINDOWS[0], replay_past=False)
+    assert result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"aws/spot_price"}
+    observations = [
+        e.event_specific_data.asset_observation  # type: ignore[union-attr]
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert {o.asset_key.to_user_string() for o in observations} == {"aws/sps", "aws/interruption_frequency"}
+    assert all("cannot be observed" in o.metadata["reason"].value for o in observations)
+    assert day_built.list_keys("rawdata/aws/sps/") == []
+    assert not day_built.exists(keys.merged_key("aws", WINDOWS[0]))
+
+
+def test_overdue_inputs_merge_with_explicit_gaps(day_built: LocalLake) -> None:
+    lake = day_built
+    run(lake, ["aws/sps"], WINDOWS[0])
+    strict = run(lake, ["aws/merged"], WINDOWS[0], raise_on_error=False)
+    assert not strict.success and "spot_if" in failure_text(strict)
+    result = dg.materialize(
+        aws_assets,
+        selection=["aws/merged"],
+        partition_key=WINDOWS[0],
+        resources=resources(lake),
+        run_config={"ops": {"aws__merged": {"config": {"allow_missing_inputs": True}}}},
+    )
+    assert checks(result)["aws/merged:inputs_complete"] is False
+    merged = read_frame(lake, keys.merged_key("aws", WINDOWS[0]))
+    assert (merged["IF"] == -1).all() and (merged["SpotPrice"] == -1).all()
+    assert (merged["SPS"] >= 1).all()

@@ -48,6 +48,8 @@ class GroupOutcome:
     credentials: frozenset[int] = frozenset()
     resumed: bool = False
     error: str | None = None
+    # Throttling can pass; an exhausted pool cannot within the day.
+    transient: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,12 @@ class SpsCollection:
     throttle_retries: int
     # group → reason, for groups that could not be collected (the run fails naming them).
     uncovered: dict[int, str] = field(default_factory=dict)
+    transient_groups: frozenset[int] = frozenset()
+
+    @property
+    def only_transient_failures(self) -> bool:
+        """Every uncovered group failed on throttling, so retrying the step later can complete it."""
+        return bool(self.uncovered) and set(self.uncovered) <= self.transient_groups
 
 
 class SpsCollectionIncomplete(RuntimeError):
@@ -132,8 +140,10 @@ class _GroupRunner:
                     retries += throttled
                     scores.extend(result)
                     break
-        except (CredentialPoolExhausted, Throttled) as exc:
+        except CredentialPoolExhausted as exc:
             return GroupOutcome(group, None, calls, retries, frozenset(used), error=str(exc))
+        except Throttled as exc:
+            return GroupOutcome(group, None, calls, retries, frozenset(used), error=str(exc), transient=True)
         frame = scores_to_frame(scores, self.capacity)
         try:
             write_frame(self.lake, key, frame, create_only=True)
@@ -194,6 +204,7 @@ def collect_sps(
         rotations=ledger.rotations,
         throttle_retries=sum(o.throttle_retries for o in outcomes),
         uncovered={o.group: o.error for o in outcomes if o.error is not None},
+        transient_groups=frozenset(o.group for o in outcomes if o.transient),
     )
     if collection.uncovered:
         raise SpsCollectionIncomplete(collection)
