@@ -1,20 +1,29 @@
-"""The code location: every provider's assets, jobs and schedules, with the environment's resources."""
+"""The code location: every provider's assets, jobs, schedules and sensors, with its resources."""
 
-from __future__ import annotations
+import os
 
 import dagster as dg
 
 from spotlake_assets.aws.assets import aws_assets
-from spotlake_assets.aws.schedules import aws_jobs, aws_schedules
-from spotlake_assets.environment import resources_for
+from spotlake_assets.aws.schedules import aws_automation, aws_jobs
+from spotlake_assets.core.alerts import run_failure_alert, slack_resource
+from spotlake_assets.core.freshness import build_delta_freshness
+from spotlake_assets.environment import environment_name, resources_for
+from spotlake_assets.monitoring.assets import collector_stats
 
 
 def build_definitions() -> dg.Definitions:
+    # Automation starts RUNNING where the platform runs for real; locally it waits for the operator.
+    running = environment_name() != "local"
+    schedules, sensors = aws_automation(running)
+    freshness_check, freshness_schedule = build_delta_freshness("aws", running)
     return dg.Definitions(
-        assets=aws_assets,
+        assets=[*aws_assets, collector_stats],
+        asset_checks=[freshness_check],
         jobs=aws_jobs,
-        schedules=aws_schedules,
-        resources=resources_for(),
+        schedules=[*schedules, freshness_schedule],
+        sensors=[*sensors, run_failure_alert],
+        resources={**resources_for(), "slack": slack_resource(os.environ)},
     )
 
 

@@ -1,21 +1,23 @@
-"""AWS jobs and schedules. Each tick names its partition and a run_key, so a restarted daemon never launches
-the same day or window twice."""
+"""AWS jobs, schedules, the lake sensor and the freshness check.
+
+Automation, one way for every provider: the schedules run the collectors (the day's workload at 23:55 UTC for
+the next day; SPS, IF and spot price at every 10-minute mark for the window that just started); the lake
+sensor sees each new raw SPS object and runs merge → delta → sinks for that window. Every tick carries a
+`run_key`, so a restarted daemon never launches a day or a window twice.
+"""
 
 from datetime import UTC, timedelta
 
 import dagster as dg
 
-from spotlake_assets.aws.assets import (
-    IF,
-    MERGED,
-    ONDEMAND,
-    SPOT_PRICE,
-    SPS,
-    WORKLOAD,
-)
+from spotlake_assets.aws.assets import IF, MERGED, ONDEMAND, SPOT_PRICE, SPS, WORKLOAD
 from spotlake_assets.aws.constants import PROVIDER
+from spotlake_assets.core.automation import build_lake_sensor
 from spotlake_assets.core.partitions import collection_partitions, workload_partitions
-from spotlake_assets.core.windows import DAY_KEY_FORMAT, window_key
+from spotlake_assets.core.windows import DAY_KEY_FORMAT, capacity_for_window, day_key_of_window, window_key
+from spotlake_assets.lake import keys
+
+MERGE_CHAIN = dg.AssetSelection.assets(MERGED) | dg.AssetSelection.assets(MERGED).downstream()
 
 aws_daily_job = dg.define_asset_job(
     "aws_daily_job",
@@ -24,37 +26,76 @@ aws_daily_job = dg.define_asset_job(
     description="The next day's AWS SPS workload and the day's on-demand prices.",
 )
 
+aws_collect_job = dg.define_asset_job(
+    "aws_collect_job",
+    selection=dg.AssetSelection.assets(SPS, IF, SPOT_PRICE),
+    partitions_def=collection_partitions,
+    description="The collectors of one 10-minute window (the schedule runs it; the lake sensor follows).",
+)
+
+aws_merge_job = dg.define_asset_job(
+    "aws_merge_job",
+    selection=MERGE_CHAIN,
+    partitions_def=collection_partitions,
+    tags={"spotlake/merge-chain": PROVIDER},
+    description="Merge → delta → sinks of one window, from what the lake holds (sensor-driven).",
+)
+
 aws_window_job = dg.define_asset_job(
     "aws_window_job",
-    selection=dg.AssetSelection.assets(SPS, IF, SPOT_PRICE, MERGED)
-    | dg.AssetSelection.assets(MERGED).downstream(),
+    selection=dg.AssetSelection.assets(SPS, IF, SPOT_PRICE) | MERGE_CHAIN,
     partitions_def=collection_partitions,
-    description="The main job: one 10-minute AWS window, collectors → merged → delta → sinks.",
+    tags={"spotlake/merge-chain": PROVIDER},
+    description="The main job: one 10-minute AWS window end to end, collectors → merged → delta → sinks.",
 )
 
 
-@dg.schedule(
-    job=aws_daily_job,
-    cron_schedule="55 23 * * *",
-    execution_timezone="UTC",
-    name="aws_workload_schedule",
-)
-def aws_workload_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    tomorrow = (context.scheduled_execution_time.astimezone(UTC) + timedelta(days=1)).strftime(DAY_KEY_FORMAT)
-    return dg.RunRequest(run_key=f"{PROVIDER}-workload-{tomorrow}", partition_key=tomorrow)
+def merge_inputs(partition_key: str) -> list[str]:
+    """What the merge of a window reads besides its SPS object."""
+    day = day_key_of_window(partition_key)
+    return [
+        keys.interruption_frequency_key(PROVIDER, partition_key),
+        keys.spot_price_key(PROVIDER, partition_key),
+        keys.ondemand_price_key(PROVIDER, day),
+        keys.zones_key(PROVIDER, day),
+    ]
 
 
-@dg.schedule(
-    job=aws_window_job,
-    cron_schedule="*/10 * * * *",
-    execution_timezone="UTC",
-    name="aws_window_schedule",
-)
-def aws_window_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    # The tick at HH:M0 snapshots the window that starts at HH:M0 (partitions use end_offset=1).
-    key = window_key(context.scheduled_execution_time)
-    return dg.RunRequest(run_key=f"{PROVIDER}-window-{key}", partition_key=key)
+def sps_object(partition_key: str) -> str:
+    return keys.sps_key(PROVIDER, partition_key, capacity_for_window(partition_key))
 
 
-aws_jobs = [aws_daily_job, aws_window_job]
-aws_schedules = [aws_workload_schedule, aws_window_schedule]
+def aws_automation(running: bool) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
+    """Schedules and sensors; ``running`` makes them start RUNNING (prod/test) instead of STOPPED (local)."""
+    schedule_status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+    sensor_status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+
+    @dg.schedule(
+        job=aws_daily_job,
+        cron_schedule="55 23 * * *",
+        execution_timezone="UTC",
+        name="aws_workload_schedule",
+        default_status=schedule_status,
+    )
+    def aws_workload_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        tomorrow = context.scheduled_execution_time.astimezone(UTC) + timedelta(days=1)
+        day = tomorrow.strftime(DAY_KEY_FORMAT)
+        return dg.RunRequest(run_key=f"{PROVIDER}-workload-{day}", partition_key=day)
+
+    @dg.schedule(
+        job=aws_collect_job,
+        cron_schedule="*/10 * * * *",
+        execution_timezone="UTC",
+        name="aws_window_schedule",
+        default_status=schedule_status,
+    )
+    def aws_window_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        # The tick at HH:M0 snapshots the window that starts at HH:M0 (partitions use end_offset=1).
+        key = window_key(context.scheduled_execution_time)
+        return dg.RunRequest(run_key=f"{PROVIDER}-window-{key}", partition_key=key)
+
+    lake_sensor = build_lake_sensor(PROVIDER, aws_merge_job.name, merge_inputs, sensor_status)
+    return [aws_workload_schedule, aws_window_schedule], [lake_sensor]
+
+
+aws_jobs = [aws_daily_job, aws_collect_job, aws_merge_job, aws_window_job]

@@ -69,8 +69,9 @@ class LakeResource(dg.ConfigurableResource, ABC):  # type: ignore[type-arg]
         """Write atomically; `PreconditionFailed` when a condition does not hold."""
 
     @abstractmethod
-    def list_keys(self, prefix: str) -> list[str]:
-        """Every key under ``prefix``, sorted."""
+    def list_keys(self, prefix: str, start_after: str | None = None) -> list[str]:
+        """Every key under ``prefix``, sorted; with ``start_after`` only the keys after it (S3's StartAfter,
+        so a sensor with a cursor lists what is new, not the whole history)."""
 
     @abstractmethod
     def read_config_bytes(self, key: str) -> bytes:
@@ -160,7 +161,7 @@ class LocalLake(LakeResource):
             tmp.unlink(missing_ok=True)
         return StoredObject(key, _etag(data))
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_keys(self, prefix: str, start_after: str | None = None) -> list[str]:
         root = Path(self.root)
         base = root / prefix
         search = base if base.is_dir() else base.parent
@@ -171,7 +172,7 @@ class LocalLake(LakeResource):
             for p in search.rglob("*")
             if p.is_file() and not p.name.startswith(".")
         ]
-        return sorted(k for k in keys if k.startswith(prefix))
+        return sorted(k for k in keys if k.startswith(prefix) and (start_after is None or k > start_after))
 
 
 class S3Lake(LakeResource):
@@ -266,9 +267,10 @@ class S3Lake(LakeResource):
             raise
         return StoredObject(key, str(response["ETag"]).strip('"'))
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_keys(self, prefix: str, start_after: str | None = None) -> list[str]:
         paginator = self.client().get_paginator("list_objects_v2")
+        extra = {"StartAfter": start_after} if start_after else {}
         keys: list[str] = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **extra):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return sorted(keys)
