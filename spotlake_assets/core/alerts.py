@@ -54,6 +54,13 @@ class SlackWebhook(dg.ConfigurableResource):  # type: ignore[type-arg]
         return ok
 
 
+def _root_message(error: Any) -> str:
+    """Dagster wraps the user's exception; its message is at the end of the cause chain."""
+    while error.cause is not None:
+        error = error.cause
+    return str(error.message).strip()
+
+
 @dg.run_failure_sensor(
     name="run_failure_alert",
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -61,12 +68,16 @@ class SlackWebhook(dg.ConfigurableResource):  # type: ignore[type-arg]
 )
 def run_failure_alert(context: dg.RunFailureSensorContext, slack: SlackWebhook) -> None:
     run = context.dagster_run
-    errors = [
-        f"{e.step_key}: {e.step_failure_data.error.message.strip()}"
-        for e in context.get_step_failure_events()
-        if e.step_failure_data and e.step_failure_data.error
+    failures = [
+        e for e in context.get_step_failure_events() if e.step_failure_data and e.step_failure_data.error
     ]
-    assets = sorted(k.to_user_string() for k in (run.asset_selection or ()))
+    errors = [f"{e.step_key}: {_root_message(e.step_failure_data.error)}" for e in failures]
+    # An asset step's key is its asset key joined by "__"; the failed ones matter more than the selection.
+    assets = sorted(
+        {str(e.step_key).replace("__", "/") for e in failures}
+        if failures
+        else {k.to_user_string() for k in (run.asset_selection or ())}
+    )
     message = failure_message(
         run.run_id,
         run.job_name,

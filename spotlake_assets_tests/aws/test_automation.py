@@ -1,0 +1,116 @@
+"""AWS schedules and the lake sensor, evaluated through Dagster's contexts on a temp lake and on moto S3."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from spotlake_assets.aws.schedules import aws_automation, merge_inputs, sps_object
+from spotlake_assets.lake.resources import LakeResource, LocalLake
+
+WINDOWS = ["2026-03-01-00:00", "2026-03-01-00:10", "2026-03-01-00:20"]
+
+
+def schedule_context(tick: datetime) -> dg.ScheduleEvaluationContext:
+    from spotlake_assets.definitions import build_definitions
+
+    # The repository lets Dagster check that the requested partition exists.
+    return dg.build_schedule_context(
+        scheduled_execution_time=tick, repository_def=build_definitions().get_repository_def()
+    )
+
+
+def schedules_and_sensor() -> tuple[dict[str, Any], dg.SensorDefinition]:
+    schedules, sensors = aws_automation(running=False)
+    return {s.name: s for s in schedules}, sensors[0]
+
+
+def seed_window(lake: LakeResource, window: str, *, with_inputs: bool = True) -> None:
+    lake.write_bytes(sps_object(window), b"sps")
+    if with_inputs:
+        for key in merge_inputs(window):
+            lake.write_bytes(key, b"input")
+
+
+def evaluate(sensor: dg.SensorDefinition, lake: LakeResource, cursor: str | None = None) -> dg.SensorResult:
+    context = dg.build_sensor_context(cursor=cursor, resources={"lake": lake})
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("tick", "partition"),
+    [
+        (datetime(2026, 3, 1, 0, 10, tzinfo=UTC), "2026-03-01-00:10"),
+        (datetime(2026, 3, 1, 23, 50, tzinfo=UTC), "2026-03-01-23:50"),
+    ],
+)
+def test_window_schedule_targets_the_window_that_just_started(tick: datetime, partition: str) -> None:
+    schedules, _ = schedules_and_sensor()
+    schedule = schedules["aws_window_schedule"]
+    request = schedule.evaluate_tick(schedule_context(tick)).run_requests[0]
+    assert request.partition_key == partition and request.run_key == f"aws-window-{partition}"
+    assert schedule.job_name == "aws_collect_job" and schedule.cron_schedule == "*/10 * * * *"
+
+
+def test_workload_schedule_builds_tomorrow_at_23_55() -> None:
+    schedules, _ = schedules_and_sensor()
+    schedule = schedules["aws_workload_schedule"]
+    request = schedule.evaluate_tick(schedule_context(datetime(2026, 3, 1, 23, 55, tzinfo=UTC))).run_requests[
+        0
+    ]
+    assert (request.partition_key, request.run_key) == ("2026-03-02", "aws-workload-2026-03-02")
+    assert schedule.cron_schedule == "55 23 * * *"
+
+
+def test_automation_starts_stopped_locally_and_running_in_production() -> None:
+    local_schedules, local_sensors = aws_automation(running=False)
+    prod_schedules, prod_sensors = aws_automation(running=True)
+    assert {s.default_status for s in local_schedules} == {dg.DefaultScheduleStatus.STOPPED}
+    assert {s.default_status for s in prod_schedules} == {dg.DefaultScheduleStatus.RUNNING}
+    assert local_sensors[0].default_status == dg.DefaultSensorStatus.STOPPED
+    assert prod_sensors[0].default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_sensor_turns_new_windows_into_merge_runs_once(local_lake: LocalLake) -> None:
+    _, sensor = schedules_and_sensor()
+    assert evaluate(sensor, local_lake).skip_reason is not None
+    for window in WINDOWS[:2]:
+        seed_window(local_lake, window)
+    first = evaluate(sensor, local_lake)
+    assert [r.partition_key for r in first.run_requests or []] == WINDOWS[:2]
+    assert [r.run_key for r in first.run_requests or []] == [
+        "aws-merge-2026-03-01-00:00",
+        "aws-merge-2026-03-01-00:10",
+    ]
+    assert sensor.job_name == "aws_merge_job"
+    again = evaluate(sensor, local_lake, first.cursor)
+    assert not again.run_requests and "no new SPS objects" in str(again.skip_reason)
+    seed_window(local_lake, WINDOWS[2])
+    third = evaluate(sensor, local_lake, first.cursor)
+    assert [r.partition_key for r in third.run_requests or []] == [WINDOWS[2]]
+
+
+def test_sensor_waits_then_merges_with_gaps(local_lake: LocalLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, sensor = schedules_and_sensor()
+    # A window far in the past is overdue at once; its missing inputs become explicit gaps.
+    seed_window(local_lake, WINDOWS[0], with_inputs=False)
+    result = evaluate(sensor, local_lake)
+    (request,) = result.run_requests or []
+    assert request.run_config == {"ops": {"aws__merged": {"config": {"allow_missing_inputs": True}}}}
+
+
+def test_sensor_on_s3_lists_after_its_cursor(s3_lake: LakeResource) -> None:
+    _, sensor = schedules_and_sensor()
+    for minute in range(0, 60, 10):
+        seed_window(s3_lake, f"2026-03-01-00:{minute:02d}")
+    first = evaluate(sensor, s3_lake)
+    assert len(first.run_requests or []) == 6
+    assert first.cursor == sps_object("2026-03-01-00:50")
+    seed_window(s3_lake, "2026-03-01-01:00")
+    second = evaluate(sensor, s3_lake, first.cursor)
+    assert [r.partition_key for r in second.run_requests or []] == ["2026-03-01-01:00"]
