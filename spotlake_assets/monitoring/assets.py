@@ -22,7 +22,8 @@ MONITORED = tuple(
         "delta",
     )
 )
-stats_partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC")
+# end_offset=1: the day in progress can be summarised too (a partial day, recomputed when it closes).
+stats_partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC", end_offset=1)
 
 
 def _figures(
