@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The local instance config (run queue, concurrency pools, run retries, run monitoring).
+$(DAGSTER_HOME)/dagster.yaml: infra/local/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp infra/local/dagster.yaml $@
+
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	SPOTLAKE_ENV=local SPOTLAKE_SCALE=$(SCALE) $(BIN)/python -m spotlake_assets.demo
 
 test: $(STAMP) lint
@@ -31,8 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check spotlake_assets spotlake_assets_tests benchmarks scripts
 	$(BIN)/mypy
 
-ui: $(STAMP)
-	mkdir -p $(DAGSTER_HOME)
+ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	SPOTLAKE_ENV=local SPOTLAKE_SCALE=$(SCALE) $(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP)

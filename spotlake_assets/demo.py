@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -59,7 +60,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("make demo runs on the embedded default only: unset SPOTLAKE_ENV or set it to 'local'")
     home = spotlake_home(os.environ)
     os.environ.setdefault("DAGSTER_HOME", str(home / "dagster_home"))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    template = Path(__file__).resolve().parents[1] / "infra" / "local" / "dagster.yaml"
+    if template.is_file() and not (dagster_home / "dagster.yaml").exists():
+        shutil.copy(template, dagster_home / "dagster.yaml")
 
     from spotlake_assets.definitions import build_definitions
 
