@@ -24,6 +24,8 @@ def build_definitions() -> dg.Definitions:
         schedules=[*schedules, freshness_schedule],
         sensors=[*sensors, run_failure_alert],
         resources={**resources_for(), "slack": slack_resource(os.environ)},
+        # One process per run: steps share the process's memory and imports, and a run is one Batch container.
+        executor=dg.in_process_executor,
     )
 
 
