@@ -17,8 +17,7 @@ from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 from spotlake_assets.aws.assets import aws_assets
-from spotlake_assets.aws.credentials import AwsCredentialPool
-from spotlake_assets.aws.simulation import SimulatedAwsApi
+from spotlake_assets.environment import resources_for
 from spotlake_assets.lake import keys
 from spotlake_assets.lake.frames import read_frame
 from spotlake_assets.lake.resources import LocalLake
@@ -31,17 +30,12 @@ CHAIN = [["aws", "merged"], ["aws", "delta"], ["history", "aws"], ["latest", "aw
 COLLECTORS = ["aws/sps", "aws/interruption_frequency", "aws/spot_price"]
 
 
-def live_sequence(lake: LocalLake) -> None:
+def live_sequence(home: Path) -> None:
     """What the schedule + sensor produce: one window after the other, collectors then the merge chain."""
-    resources = {
-        "lake": lake,
-        "aws_api": SimulatedAwsApi(scale=float(SCALE)),
-        "aws_credentials": AwsCredentialPool(source="simulated"),
-    }
-    dg.materialize(
-        aws_assets, selection=["aws/workload", "aws/ondemand_price"], partition_key=DAY, resources=resources
-    )
-    chain = [*COLLECTORS, "aws/merged", "aws/delta", "history/aws", "latest/aws"]
+    resources = resources_for({"SPOTLAKE_ENV": "local", "SPOTLAKE_HOME": str(home), "SPOTLAKE_SCALE": SCALE})
+    daily = ["aws/workload", "aws/ondemand_price"]
+    dg.materialize(aws_assets, selection=daily, partition_key=DAY, resources=resources)
+    chain = [*COLLECTORS, *("/".join(path) for path in CHAIN)]
     for window in WINDOWS:
         dg.materialize(aws_assets, selection=chain, partition_key=window, resources=resources)
 
@@ -60,8 +54,8 @@ def snapshot(lake: LocalLake) -> dict[str, pd.DataFrame | bytes]:
 
 
 def test_backfill_of_12_windows_equals_12_live_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    live_sequence(tmp_path / "live")
     live = LocalLake(root=str(tmp_path / "live" / "lake"))
-    live_sequence(live)
 
     monkeypatch.setenv("SPOTLAKE_ENV", "local")
     monkeypatch.setenv("SPOTLAKE_HOME", str(tmp_path / "backfill"))
@@ -103,12 +97,11 @@ def test_backfill_of_12_windows_equals_12_live_runs(tmp_path: Path, monkeypatch:
 
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
-        # Oldest first (a window's chain may span several runs): the ladder and the delta read the previous window.
-        records = instance.get_run_records(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-        order = [
-            r.dagster_run.tags["dagster/partition"] for r in sorted(records, key=lambda r: r.create_timestamp)
-        ]
-        assert order == sorted(order) and sorted(set(order)) == WINDOWS
+        # Each asset of the chain was materialized oldest window first: the ladder reads the previous window.
+        for path in CHAIN:
+            records = instance.fetch_materializations(dg.AssetKey(path), limit=100, ascending=True).records
+            order = [r.asset_materialization.partition for r in records if r.asset_materialization]
+            assert order == WINDOWS, path
 
     backfilled = LocalLake(root=str(tmp_path / "backfill" / "lake"))
     expected, actual = snapshot(live), snapshot(backfilled)
