@@ -181,7 +181,9 @@ def aws_sps(
         )
     except SpsCollectionIncomplete as exc:
         if exc.collection.only_transient_failures:
-            raise dg.RetryRequested(config.step_retries, config.step_retry_wait_s) from exc
+            # Exponential back-off between step attempts: 1×, 2×, 4× the configured wait.
+            wait = config.step_retry_wait_s * 2**context.retry_number
+            raise dg.RetryRequested(config.step_retries, wait) from exc
         raise dg.Failure(
             description=str(exc), metadata={"uncovered_groups": len(exc.collection.uncovered)}
         ) from exc
@@ -242,7 +244,7 @@ def aws_interruption_frequency(
         raise
     except AwsApiError as exc:
         # The advisor download failed after its own retries: a later attempt may succeed.
-        raise dg.RetryRequested(max_retries=2, seconds_to_wait=60) from exc
+        raise dg.RetryRequested(max_retries=2, seconds_to_wait=60 * 2**context.retry_number) from exc
     key = keys.interruption_frequency_key(PROVIDER, context.partition_key)
     write_frame(lake, key, result.frame)
     yield dg.MaterializeResult(
