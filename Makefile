@@ -28,7 +28,13 @@ $(DAGSTER_HOME)/dagster.yaml: infra/local/dagster.yaml
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	SPOTLAKE_ENV=local SPOTLAKE_SCALE=$(SCALE) $(BIN)/python -m spotlake_assets.demo
 
-test: $(STAMP) lint chromium
+# checkov pins versions that conflict with the project's (tabulate, boto3): it gets a venv of its own.
+CHECKOV := $(VENV)/tools/checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv $(VENV)/tools/checkov
+	$(VENV)/tools/checkov/bin/pip install --quiet checkov==3.3.30
+
+test: $(STAMP) $(CHECKOV) lint chromium
 	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 # The browser test drives Debian's chromium (Playwright's own browser download cannot work offline).

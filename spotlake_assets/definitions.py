@@ -6,6 +6,7 @@ import dagster as dg
 
 from spotlake_assets.aws.assets import aws_assets
 from spotlake_assets.aws.schedules import aws_automation, aws_jobs
+from spotlake_assets.batch_launcher.sensors import batch_sensors
 from spotlake_assets.core.alerts import run_failure_alert, slack_resource
 from spotlake_assets.core.freshness import build_delta_freshness
 from spotlake_assets.environment import environment_name, resources_for
@@ -22,7 +23,7 @@ def build_definitions() -> dg.Definitions:
         asset_checks=[freshness_check],
         jobs=aws_jobs,
         schedules=[*schedules, freshness_schedule],
-        sensors=[*sensors, run_failure_alert],
+        sensors=[*sensors, run_failure_alert, *batch_sensors],
         resources={**resources_for(), "slack": slack_resource(os.environ)},
         # One process per run: steps share the process's memory and imports, and a run is one Batch container.
         executor=dg.in_process_executor,

@@ -1,0 +1,277 @@
+# Roles: the Batch service role, the instance role of Batch's EC2 hosts, one ECS task execution role (image
+# pull, logs, injected secrets), the run workers' job role and the control plane's task role. Every statement
+# names its resources; "*" appears only for actions AWS does not scope to a resource (commented where used).
+
+locals {
+  lake_read_objects  = [for prefix in var.lake_read_prefixes : "${local.lake_bucket_arn}/${prefix}*"]
+  lake_write_objects = [for prefix in var.lake_write_prefixes : "${local.lake_bucket_arn}/${prefix}*"]
+  timestream_tables = [
+    for table in var.timestream_table_names :
+    "arn:${local.partition}:timestream:${var.region}:${local.account_id}:database/${var.timestream_database_name}/table/${table}"
+  ]
+  sps_secret_arn = "arn:${local.partition}:secretsmanager:${var.region}:${local.account_id}:secret:${var.sps_credentials_secret_name}-??????"
+  batch_job_arns = "arn:${local.partition}:batch:${var.region}:${local.account_id}:job/*"
+}
+
+data "aws_iam_policy_document" "assume" {
+  for_each = toset(["batch", "ec2", "ecs-tasks"])
+
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["${each.key}.amazonaws.com"]
+    }
+
+    # Confused-deputy guard where the service passes the source account (EC2 instance profiles do not).
+    dynamic "condition" {
+      for_each = each.key == "ec2" ? [] : [local.account_id]
+      content {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [condition.value]
+      }
+    }
+  }
+}
+
+# --- Batch service role and instance role -------------------------------------------------------------------
+
+resource "aws_iam_role" "batch_service" {
+  name               = "${local.name}-batch-service"
+  assume_role_policy = data.aws_iam_policy_document.assume["batch"].json
+}
+
+resource "aws_iam_role_policy_attachment" "batch_service" {
+  role       = aws_iam_role.batch_service.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSBatchServiceRole"
+}
+
+resource "aws_iam_role" "batch_instance" {
+  name               = "${local.name}-batch-instance"
+  assume_role_policy = data.aws_iam_policy_document.assume["ec2"].json
+}
+
+resource "aws_iam_role_policy_attachment" "batch_instance" {
+  role       = aws_iam_role.batch_instance.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
+}
+
+resource "aws_iam_instance_profile" "batch_instance" {
+  name = "${local.name}-batch-instance"
+  role = aws_iam_role.batch_instance.name
+}
+
+# --- ECS task execution role (ECS Fargate tasks and Batch jobs alike) -------------------------------------
+
+resource "aws_iam_role" "task_execution" {
+  name               = "${local.name}-task-execution"
+  assume_role_policy = data.aws_iam_policy_document.assume["ecs-tasks"].json
+}
+
+resource "aws_iam_role_policy_attachment" "task_execution" {
+  role       = aws_iam_role.task_execution.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+data "aws_iam_policy_document" "task_execution" {
+  statement {
+    sid       = "ReadInjectedSecrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = compact([aws_secretsmanager_secret.db_password.arn, var.slack_webhook_secret_arn])
+  }
+
+  statement {
+    sid       = "DecryptInjectedSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.spotlake.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "task_execution" {
+  name   = "inject-secrets"
+  role   = aws_iam_role.task_execution.id
+  policy = data.aws_iam_policy_document.task_execution.json
+}
+
+# --- Run workers: least privilege for the collectors and sinks ----------------------------------------------
+
+data "aws_iam_policy_document" "run_worker" {
+  statement {
+    sid       = "ListLakePrefixes"
+    actions   = ["s3:ListBucket"]
+    resources = [local.lake_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = concat(var.lake_read_prefixes, [for p in var.lake_read_prefixes : "${p}*"])
+    }
+  }
+
+  statement {
+    sid       = "ReadLake"
+    actions   = ["s3:GetObject"]
+    resources = local.lake_read_objects
+  }
+
+  statement {
+    # Conditional writes (If-None-Match / If-Match) are plain PutObject calls.
+    sid       = "WriteLake"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = local.lake_write_objects
+  }
+
+  statement {
+    sid       = "TimestreamWriteNamedTables"
+    actions   = ["timestream:WriteRecords"]
+    resources = local.timestream_tables
+  }
+
+  statement {
+    # Endpoint discovery and these EC2/Pricing reads have no resource-level permissions.
+    sid = "UnscopedReads"
+    actions = [
+      "timestream:DescribeEndpoints",
+      "ec2:DescribeRegions",
+      "ec2:DescribeAvailabilityZones",
+      "ec2:DescribeInstanceTypeOfferings",
+      "ec2:DescribeSpotPriceHistory",
+      "ec2:GetSpotPlacementScores",
+      "pricing:GetProducts",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "AzureAuthItem"
+    actions   = ["dynamodb:GetItem"]
+    resources = ["arn:${local.partition}:dynamodb:${var.region}:${local.account_id}:table/${var.azure_auth_table_name}"]
+  }
+
+  dynamic "statement" {
+    for_each = var.sps_credentials_secret_name == "" ? [] : [local.sps_secret_arn]
+    content {
+      sid       = "SpsCredentialsSecret"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.sps_credentials_secret_kms_key_arn == "" ? [] : [var.sps_credentials_secret_kms_key_arn]
+    content {
+      sid       = "DecryptSpsCredentials"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${var.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+resource "aws_iam_role" "run_worker" {
+  name               = "${local.name}-run-worker"
+  assume_role_policy = data.aws_iam_policy_document.assume["ecs-tasks"].json
+}
+
+resource "aws_iam_role_policy" "run_worker" {
+  name   = "spotlake-run-worker"
+  role   = aws_iam_role.run_worker.id
+  policy = data.aws_iam_policy_document.run_worker.json
+}
+
+# --- Control plane: webserver, daemon and code server -------------------------------------------------------
+
+data "aws_iam_policy_document" "control_plane" {
+  statement {
+    # BatchRunLauncher: submit to the one queue with the one job definition, tagging the job.
+    sid     = "LaunchRuns"
+    actions = ["batch:SubmitJob", "batch:TagResource"]
+    resources = [
+      aws_batch_job_queue.runs.arn,
+      "arn:${local.partition}:batch:${var.region}:${local.account_id}:job-definition/${aws_batch_job_definition.run_worker.name}:*",
+      local.batch_job_arns,
+    ]
+  }
+
+  statement {
+    # terminate() and the orphaned-job sensor; only jobs this deployment tagged (dagster.yaml job_tags).
+    sid       = "StopRuns"
+    actions   = ["batch:TerminateJob"]
+    resources = [local.batch_job_arns]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/project"
+      values   = ["spotlake-assets"]
+    }
+  }
+
+  statement {
+    # check_run_worker_health: DescribeJobs has no resource-level permissions.
+    sid       = "WatchRuns"
+    actions   = ["batch:DescribeJobs"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "ComputeLogs"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${local.lake_bucket_arn}/dagster/compute-logs/*"]
+  }
+
+  statement {
+    # The lake sensor lists new raw objects; the UI lists compute logs.
+    sid       = "ListLake"
+    actions   = ["s3:ListBucket"]
+    resources = [local.lake_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["rawdata/", "rawdata/*", "state/", "state/*", "dagster/compute-logs/", "dagster/compute-logs/*"]
+    }
+  }
+
+  statement {
+    sid       = "SensorsReadLake"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.lake_bucket_arn}/rawdata/*", "${local.lake_bucket_arn}/state/*"]
+  }
+
+  statement {
+    # ECS Exec, the operator's way to the webserver (SSM port forwarding): these actions take no resource.
+    sid = "EcsExecChannel"
+    actions = [
+      "ssmmessages:CreateControlChannel",
+      "ssmmessages:CreateDataChannel",
+      "ssmmessages:OpenControlChannel",
+      "ssmmessages:OpenDataChannel",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "EcsExecAudit"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.ecs_exec.arn}:*"]
+  }
+
+  statement {
+    sid       = "EcsExecEncryption"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.spotlake.arn]
+  }
+}
+
+resource "aws_iam_role" "control_plane" {
+  name               = "${local.name}-control-plane"
+  assume_role_policy = data.aws_iam_policy_document.assume["ecs-tasks"].json
+}
+
+resource "aws_iam_role_policy" "control_plane" {
+  name   = "dagster-control-plane"
+  role   = aws_iam_role.control_plane.id
+  policy = data.aws_iam_policy_document.control_plane.json
+}

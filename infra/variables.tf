@@ -1,0 +1,270 @@
+# --- What already exists ----------------------------------------------------------------------------------
+
+variable "region" {
+  description = "AWS region of the deployment."
+  type        = string
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "spotlake"
+}
+
+variable "vpc_id" {
+  description = "Existing VPC."
+  type        = string
+}
+
+variable "private_subnet_ids" {
+  description = "Existing private subnets (at least two AZs) with a route to the internet through NAT: Batch instances, ECS tasks and the database live there."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.private_subnet_ids) >= 2
+    error_message = "RDS needs subnets in at least two availability zones."
+  }
+}
+
+variable "batch_security_group_ids" {
+  description = "Existing security groups added to the Batch instances (next to the one created here)."
+  type        = list(string)
+  default     = []
+}
+
+variable "control_plane_security_group_ids" {
+  description = "Existing security groups added to the ECS tasks (next to the one created here)."
+  type        = list(string)
+  default     = []
+}
+
+variable "lake_bucket_name" {
+  description = "Existing S3 bucket of the lake (SPOTLAKE_BUCKET); compute logs go under dagster/compute-logs/."
+  type        = string
+}
+
+variable "lake_read_prefixes" {
+  description = "Key prefixes run workers may read (configuration and everything they write)."
+  type        = list(string)
+  default     = ["config/", "rawdata/", "latest_data/", "state/", "history/", "dagster/"]
+}
+
+variable "lake_write_prefixes" {
+  description = "Key prefixes run workers may write."
+  type        = list(string)
+  default     = ["rawdata/", "latest_data/", "state/", "history/", "dagster/compute-logs/"]
+}
+
+variable "timestream_database_name" {
+  description = "Existing Timestream database."
+  type        = string
+  default     = "spotlake"
+}
+
+variable "timestream_table_names" {
+  description = "Timestream tables the sinks write."
+  type        = list(string)
+  default     = ["aws", "azure"]
+}
+
+variable "sps_credentials_secret_name" {
+  description = "Existing Secrets Manager secret holding the SPS credential CSV (SPOTLAKE_CREDENTIALS_SECRET_ID); empty to read it from the lake."
+  type        = string
+  default     = ""
+}
+
+variable "sps_credentials_secret_kms_key_arn" {
+  description = "KMS key of that secret if it is not the AWS managed key; empty otherwise."
+  type        = string
+  default     = ""
+}
+
+variable "azure_auth_table_name" {
+  description = "Existing DynamoDB table holding the AzureAuth item (SpotLake's layout)."
+  type        = string
+  default     = "AzureAuth"
+}
+
+variable "slack_webhook_secret_arn" {
+  description = "Existing Secrets Manager secret with the Slack webhook URL for run-failure alerts; empty for logs only."
+  type        = string
+  default     = ""
+}
+
+variable "image_uri" {
+  description = "Image built from ../Dockerfile (scripts/build_and_push.sh), by digest or tag."
+  type        = string
+}
+
+# --- Batch on Spot ------------------------------------------------------------------------------------------
+
+variable "compute_environment_type" {
+  description = "SPOT for production; EC2 (on-demand) as a fallback when Spot capacity is scarce."
+  type        = string
+  default     = "SPOT"
+
+  validation {
+    condition     = contains(["SPOT", "EC2"], var.compute_environment_type)
+    error_message = "compute_environment_type must be SPOT or EC2."
+  }
+}
+
+variable "allocation_strategy" {
+  description = "How Batch picks instance types: price-capacity-optimized Spot by default."
+  type        = string
+  default     = "SPOT_PRICE_CAPACITY_OPTIMIZED"
+
+  validation {
+    condition = contains(
+      ["SPOT_PRICE_CAPACITY_OPTIMIZED", "SPOT_CAPACITY_OPTIMIZED", "BEST_FIT_PROGRESSIVE", "BEST_FIT"],
+      var.allocation_strategy,
+    )
+    error_message = "Unknown Batch allocation strategy."
+  }
+}
+
+variable "instance_types" {
+  description = "Instance types or families for run workers; several families deepen the Spot pools."
+  type        = list(string)
+  default     = ["m6i", "m7i", "m6a", "c6i", "c7i", "r6i"]
+}
+
+variable "min_vcpus" {
+  description = "Floor of the compute environment; 0 scales to nothing between runs."
+  type        = number
+  default     = 0
+}
+
+variable "max_vcpus" {
+  description = "Ceiling of the compute environment."
+  type        = number
+  default     = 64
+}
+
+variable "desired_vcpus" {
+  description = "Initial desired vCPUs (Batch manages it afterwards)."
+  type        = number
+  default     = 0
+}
+
+variable "spot_bid_percentage" {
+  description = "Maximum Spot price as a percentage of on-demand (ignored by the *_OPTIMIZED strategies' pricing, still a ceiling)."
+  type        = number
+  default     = 100
+}
+
+variable "run_worker_vcpu" {
+  description = "Default vCPUs of a run worker (the launcher overrides per run from tags)."
+  type        = number
+  default     = 1
+}
+
+variable "run_worker_memory_mib" {
+  description = "Default memory of a run worker in MiB (the launcher overrides per run from tags)."
+  type        = number
+  default     = 2048
+}
+
+variable "run_worker_timeout_seconds" {
+  description = "Batch kills a run worker after this long; keep it above dagster.yaml's max_runtime_seconds."
+  type        = number
+  default     = 14400
+}
+
+variable "runnable_timeout_seconds" {
+  description = "Cancel jobs stuck RUNNABLE for capacity or configuration reasons after this long (the run has failed its start timeout by then)."
+  type        = number
+  default     = 1800
+}
+
+# --- Control plane ------------------------------------------------------------------------------------------
+
+variable "webserver_cpu" {
+  description = "Fargate CPU units of the webserver."
+  type        = number
+  default     = 1024
+}
+
+variable "webserver_memory" {
+  description = "Fargate memory (MiB) of the webserver."
+  type        = number
+  default     = 2048
+}
+
+variable "daemon_cpu" {
+  description = "Fargate CPU units of the daemon."
+  type        = number
+  default     = 512
+}
+
+variable "daemon_memory" {
+  description = "Fargate memory (MiB) of the daemon."
+  type        = number
+  default     = 1024
+}
+
+variable "code_server_cpu" {
+  description = "Fargate CPU units of the code server."
+  type        = number
+  default     = 512
+}
+
+variable "code_server_memory" {
+  description = "Fargate memory (MiB) of the code server."
+  type        = number
+  default     = 2048
+}
+
+variable "db_instance_class" {
+  description = "RDS instance class of the Dagster database."
+  type        = string
+  default     = "db.t4g.small"
+}
+
+variable "db_engine_version" {
+  description = "Postgres major version."
+  type        = string
+  default     = "16"
+}
+
+variable "db_allocated_storage" {
+  description = "Initial storage (GiB); autoscaling up to db_max_allocated_storage."
+  type        = number
+  default     = 20
+}
+
+variable "db_max_allocated_storage" {
+  description = "Storage autoscaling ceiling (GiB)."
+  type        = number
+  default     = 100
+}
+
+variable "db_multi_az" {
+  description = "Standby in a second AZ."
+  type        = bool
+  default     = true
+}
+
+variable "db_deletion_protection" {
+  description = "Refuse to delete the database; scripts/destroy_infra.sh turns it off first."
+  type        = bool
+  default     = true
+}
+
+variable "db_password_version" {
+  description = "Bump to generate and store a new database password (then redeploy the services: scripts/deploy_infra.sh)."
+  type        = number
+  default     = 1
+}
+
+variable "log_retention_days" {
+  description = "Retention of every log group."
+  type        = number
+  default     = 365
+}
+
+variable "tags" {
+  description = "Extra tags on every resource."
+  type        = map(string)
+  default     = {}
+}

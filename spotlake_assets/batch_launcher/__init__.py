@@ -1,0 +1,32 @@
+"""Runs on AWS Batch: the run launcher (`BatchRunLauncher`), its thin Batch client and the sensor that stops
+the Batch jobs of runs Dagster failed. The instance `dagster.yaml` names this module::
+
+    run_launcher:
+      module: spotlake_assets.batch_launcher
+      class: BatchRunLauncher
+"""
+
+from spotlake_assets.batch_launcher.client import BatchClient, BatchJob, BatchJobStatus, RetryPolicy
+from spotlake_assets.batch_launcher.launcher import (
+    JOB_ID_TAG,
+    JOB_NAME_TAG,
+    JOB_QUEUE_TAG,
+    MEMORY_TAG,
+    VCPU_TAG,
+    BatchLaunchError,
+    BatchRunLauncher,
+)
+
+__all__ = [
+    "JOB_ID_TAG",
+    "JOB_NAME_TAG",
+    "JOB_QUEUE_TAG",
+    "MEMORY_TAG",
+    "VCPU_TAG",
+    "BatchClient",
+    "BatchJob",
+    "BatchJobStatus",
+    "BatchLaunchError",
+    "BatchRunLauncher",
+    "RetryPolicy",
+]

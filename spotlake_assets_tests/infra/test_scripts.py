@@ -1,0 +1,106 @@
+"""The deployment scripts, run in --dry-run mode: valid bash, the flags the issue names, and Terraform
+variables that exist (every required one supplied)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from typing import Any
+
+import pytest
+
+from spotlake_assets_tests.infra.conftest import REPO
+
+SCRIPTS = REPO / "scripts"
+DEPLOY_ARGS = [
+    "--region", "us-west-2",
+    "--profile", "ops",
+    "--state-bucket", "tf-state",
+    "--image-uri", "123456789012.dkr.ecr.us-west-2.amazonaws.com/spotlake-assets@sha256:" + "0" * 64,
+    "--vpc-id", "vpc-0abc",
+    "--subnets", "subnet-1,subnet-2",
+    "--security-groups", "sg-1,sg-2",
+    "--bucket", "spotlake-lake",
+    "--sps-secret", "spotlake/sps-credentials",
+    "--auto-approve",
+    "--dry-run",
+]  # fmt: skip
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def terraform_vars(output: str, command: str) -> dict[str, str]:
+    """-var NAME=VALUE pairs of the first printed `terraform <command>` line."""
+    for line in output.splitlines():
+        words = shlex.split(line)
+        if words[:1] == ["terraform"] and command in words:
+            return dict(words[i + 1].split("=", 1) for i, w in enumerate(words) if w == "-var")
+    raise AssertionError(f"no terraform {command} in:\n{output}")
+
+
+def variables(terraform: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    return {name: body for block in terraform["variable"] for name, body in block.items()}
+
+
+@pytest.mark.parametrize("name", ["build_and_push.sh", "deploy_infra.sh", "destroy_infra.sh"])
+def test_scripts_are_valid_bash_with_help(name: str) -> None:
+    assert subprocess.run(["bash", "-n", str(SCRIPTS / name)], check=False).returncode == 0
+    result = run_script(name, "--help")
+    assert result.returncode == 0
+    assert "Usage" in result.stdout
+
+
+def test_deploy_flags_cover_what_exists() -> None:
+    help_text = run_script("deploy_infra.sh", "--help").stdout
+    for flag in (
+        "--region",
+        "--profile",
+        "--image-uri",
+        "--vpc-id",
+        "--subnets",
+        "--security-groups",
+        "--bucket",
+    ):
+        assert flag in help_text
+
+
+def test_deploy_sets_existing_and_all_required_variables(terraform: dict[str, list[dict[str, Any]]]) -> None:
+    result = run_script("deploy_infra.sh", *DEPLOY_ARGS)
+    assert result.returncode == 0, result.stderr
+    assert "-backend-config=bucket=tf-state" in result.stdout
+    passed = terraform_vars(result.stdout, "plan")
+    declared = variables(terraform)
+    assert set(passed) <= set(declared)
+    required = {name for name, body in declared.items() if "default" not in body}
+    assert required <= set(passed)
+    assert passed["private_subnet_ids"] == '["subnet-1","subnet-2"]'
+    assert passed["batch_security_group_ids"] == '["sg-1","sg-2"]'
+    assert re.search(r"terraform -chdir=\S+ apply -input=false \S+", result.stdout)
+
+
+def test_destroy_lifts_deletion_protection_first() -> None:
+    result = run_script("destroy_infra.sh", *DEPLOY_ARGS)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("terraform")]
+    assert "-target=aws_db_instance.dagster" in lines[1] and "db_deletion_protection=false" in lines[1]
+    assert " destroy " in lines[2]
+
+
+def test_unknown_flags_and_missing_region_are_refused() -> None:
+    assert run_script("deploy_infra.sh", "--bogus").returncode == 2
+    missing = run_script("deploy_infra.sh", "--state-bucket", "x", "--dry-run")
+    assert missing.returncode == 2 and "--region" in missing.stderr
+
+
+def test_build_pushes_an_immutable_linux_amd64_image() -> None:
+    result = run_script("build_and_push.sh", "--region", "us-west-2", "--tag", "abc123", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "--image-tag-mutability IMMUTABLE" in result.stdout
+    image = "123456789012.dkr.ecr.us-west-2.amazonaws.com/spotlake-assets:abc123"
+    assert f"docker build --platform linux/amd64 --tag {image} ." in result.stdout
+    assert "docker push" in result.stdout
