@@ -17,6 +17,7 @@ from spotlake_assets.aws.credentials import AwsCredentialPool
 from spotlake_assets.aws.simulation import SimulatedAwsApi
 from spotlake_assets.core.metrics import peak_rss_mib
 from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.sinks.timestream import LocalTimestream
 
 WINDOW_ASSETS = [
     "aws/sps",
@@ -37,6 +38,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         resources = {
             "lake": LocalLake(root=str(Path(tmp) / "lake")),
+            "timestream": LocalTimestream(root=str(Path(tmp) / "lake")),
             "aws_api": SimulatedAwsApi(scale=args.scale),
             "aws_credentials": AwsCredentialPool(source="simulated"),
         }

@@ -1,6 +1,6 @@
-"""`make demo`: the main job on the embedded default (simulated AWS, local lake), through a real Dagster
-instance, so `make ui` shows the runs afterwards. Re-running it is safe: every write is idempotent and the
-SPS checkpoints mean no simulated query is repeated."""
+"""`make demo`: the main jobs on the embedded default (simulated AWS and Azure, local lake), through a
+real Dagster instance, so `make ui` shows the runs afterwards. Re-running it is safe: every write is
+idempotent and the SPS checkpoints mean no simulated query is repeated."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from spotlake_assets.azure.demo import azure_summary_lines
 from spotlake_assets.core.metrics import peak_rss_mib
 from spotlake_assets.core.windows import WINDOW, window_key
 from spotlake_assets.environment import environment_name, spotlake_home
@@ -71,24 +72,30 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     defs = build_definitions()
     instance = dg.DagsterInstance.get()
-    print(f"SpotLake demo: simulated AWS, day {args.day}, {args.windows} windows, home {home}")
-    print(f"[1/{args.windows + 1}] daily job: workload and on-demand prices for {args.day}")
+    print(f"SpotLake demo: simulated AWS and Azure, day {args.day}, {args.windows} windows, home {home}")
+    print(f"[1/{args.windows + 1}] daily jobs: AWS workload and on-demand prices, Azure plan, for {args.day}")
     daily = _run(defs.resolve_job_def("aws_daily_job"), args.day, instance)
+    azure_daily = _run(defs.resolve_job_def("azure_daily_job"), args.day, instance)
 
-    window_job = defs.resolve_job_def("aws_window_job")
+    window_job, azure_window_job = (
+        defs.resolve_job_def("aws_window_job"),
+        defs.resolve_job_def("azure_window_job"),
+    )
     first = datetime.strptime(args.day, "%Y-%m-%d").replace(tzinfo=UTC)
     windows: list[tuple[str, dict[str, dict[str, Any]]]] = []
+    azure_windows: list[tuple[str, dict[str, dict[str, Any]]]] = []
     for i in range(args.windows):
         key = window_key(first + i * WINDOW)
         print(f"[{i + 2}/{args.windows + 1}] window {key}")
         windows.append((key, _run(window_job, key, instance)))
+        azure_windows.append((key, _run(azure_window_job, key, instance)))
 
     workload = daily["aws/workload"]
     lake = home / "lake"
     print("\nSummary")
     queries, bound = _value(workload, "queries"), _value(workload, "lower_bound")
     groups, solve = _value(workload, "credential_groups"), _value(workload, "solve_seconds")
-    print(f"  workload: {queries} SPS queries (lower bound {bound}), {groups} credential groups,", end="")
+    print(f"  aws workload: {queries} SPS queries (lower bound {bound}), {groups} credential groups,", end="")
     print(f" solved in {solve:.2f}s")
     print(f"  on-demand prices: {_value(daily['aws/ondemand_price'], 'rows')} rows")
     print(
@@ -108,10 +115,11 @@ def main(argv: list[str] | None = None) -> None:
         "  (changed counts are high until the T2/T3 ladder has seen one whole capacity cycle of 11 windows;"
         " 'resumed' groups came from checkpoints, so a rerun spends no quota)"
     )
+    print("\n".join(azure_summary_lines(azure_daily, azure_windows)))
     print(f"  wall time {time.perf_counter() - started:.1f}s, peak RSS {peak_rss_mib():.0f} MiB")
     print(f"  lake:        {lake}")
-    print(f"  latest JSON: {lake / 'latest_data' / 'latest_aws.json'}")
-    print(f"  history:     {lake / 'history' / 'aws'}")
+    print(f"  latest JSON: {lake / 'latest_data'}/latest_aws.json and latest_azure.json")
+    print(f"  history:     {lake / 'history' / 'aws'}, {lake / 'history' / 'azure'}")
     print(f"  Dagster:     {os.environ['DAGSTER_HOME']} (make ui shows these runs)")
 
 

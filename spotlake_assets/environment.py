@@ -1,11 +1,16 @@
 """The one environment resolver: `SPOTLAKE_ENV` picks a whole resource set.
 
 - ``local`` (default): a lake directory under `SPOTLAKE_HOME` (default ``./.spotlake``), the simulated AWS
-  (`SPOTLAKE_SCALE`, `SPOTLAKE_SEED`), simulated credentials, local sinks. No network, no account.
+  (`SPOTLAKE_SCALE`, `SPOTLAKE_SEED`), simulated credentials, local sinks (Timestream records kept under
+  the lake's ``timestream/``). No network, no account.
 - ``test``: SpotLake's batch-test environment. Configuration and credentials are read from
-  `SPOTLAKE_READ_BUCKET`; every write goes to `SPOTLAKE_WRITE_BUCKET` (writes to the read bucket are refused).
+  `SPOTLAKE_READ_BUCKET`; every write goes to `SPOTLAKE_WRITE_BUCKET` (writes to the read bucket are refused);
+  Timestream database `spotlake-test` (production's `spotlake` is refused).
 - ``prod``: the `SPOTLAKE_BUCKET` lake and the real AWS APIs; credentials from the lake CSV or, with
-  `SPOTLAKE_CREDENTIALS_SECRET_ID`, from Secrets Manager.
+  `SPOTLAKE_CREDENTIALS_SECRET_ID`, from Secrets Manager; Timestream database `spotlake`.
+
+`SPOTLAKE_TIMESTREAM_DATABASE` and `SPOTLAKE_TIMESTREAM_REGION` (default us-west-2) override the Timestream
+target in `test` and `prod`.
 
 Values that only matter at run time are `dg.EnvVar`s, so loading definitions never needs cloud settings.
 """
@@ -22,8 +27,11 @@ import dagster as dg
 from spotlake_assets.aws.credentials import AwsCredentialPool
 from spotlake_assets.aws.resources import Boto3AwsApi
 from spotlake_assets.lake.resources import LocalLake, S3Lake
+from spotlake_assets.sinks.timestream import Boto3Timestream, LocalTimestream
 
 ENVIRONMENTS = ("local", "test", "prod")
+PROD_TIMESTREAM_DATABASE = "spotlake"
+TEST_TIMESTREAM_DATABASE = "spotlake-test"
 
 
 class UnknownEnvironment(ValueError):
@@ -42,7 +50,16 @@ def _local(environ: Mapping[str, str]) -> dict[str, Any]:
         "lake": LocalLake(root=str(spotlake_home(environ) / "lake")),
         "aws_api": SimulatedAwsApi(seed=seed, scale=float(environ.get("SPOTLAKE_SCALE", "1.0"))),
         "aws_credentials": AwsCredentialPool(source="simulated", seed=seed),
+        "timestream": LocalTimestream(root=str(spotlake_home(environ) / "lake")),
     }
+
+
+def _timestream(environ: Mapping[str, str], database: str, protected: list[str]) -> Boto3Timestream:
+    return Boto3Timestream(
+        database=environ.get("SPOTLAKE_TIMESTREAM_DATABASE", database),
+        region_name=environ.get("SPOTLAKE_TIMESTREAM_REGION", "us-west-2"),
+        protected_databases=protected,
+    )
 
 
 def _test(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -54,6 +71,7 @@ def _test(environ: Mapping[str, str]) -> dict[str, Any]:
         ),
         "aws_api": Boto3AwsApi(),
         "aws_credentials": AwsCredentialPool(source="lake_csv"),
+        "timestream": _timestream(environ, TEST_TIMESTREAM_DATABASE, [PROD_TIMESTREAM_DATABASE]),
     }
 
 
@@ -68,6 +86,7 @@ def _prod(environ: Mapping[str, str]) -> dict[str, Any]:
         "lake": S3Lake(bucket=dg.EnvVar("SPOTLAKE_BUCKET")),
         "aws_api": Boto3AwsApi(),
         "aws_credentials": credentials,
+        "timestream": _timestream(environ, PROD_TIMESTREAM_DATABASE, []),
     }
 
 
@@ -87,5 +106,10 @@ def environment_name(environ: Mapping[str, str] | None = None) -> str:
 
 
 def resources_for(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The whole resource set of the environment: lake, sinks, each provider's API and credentials, alerts."""
+    from spotlake_assets.azure.resources import azure_resources
+    from spotlake_assets.core.alerts import slack_resource
+
     env = os.environ if environ is None else environ
-    return _RESOURCE_SETS[environment_name(env)](env)
+    name = environment_name(env)
+    return {**_RESOURCE_SETS[name](env), **azure_resources(name, env), "slack": slack_resource(env)}

@@ -181,7 +181,7 @@ def aws_sps(
         )
     except SpsCollectionIncomplete as exc:
         if exc.collection.only_transient_failures:
-            # Exponential back-off between step attempts: 1×, 2×, 4× the configured wait.
+            # Exponential back-off between step attempts: 1, 2, 4 times the configured wait.
             wait = config.step_retry_wait_s * 2**context.retry_number
             raise dg.RetryRequested(config.step_retries, wait) from exc
         raise dg.Failure(

@@ -18,6 +18,7 @@ from spotlake_assets.core.windows import capacity_for_window
 from spotlake_assets.lake import keys
 from spotlake_assets.lake.frames import read_frame
 from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.sinks.timestream import LocalTimestream
 from spotlake_assets_tests.aws.fakes import NoOfferingsApi, ScriptedAwsApi
 
 DAY = "2026-03-01"
@@ -51,6 +52,7 @@ def resources(lake: LocalLake, **api: Any) -> dict[str, Any]:
         "lake": lake,
         "aws_api": SimulatedAwsApi(seed=11, scale=0.03, **api),
         "aws_credentials": AwsCredentialPool(source="simulated", simulated_size=200, seed=11),
+        "timestream": LocalTimestream(root=lake.root),
     }
 
 
@@ -210,6 +212,7 @@ def scripted(lake: LocalLake, api: ScriptedAwsApi) -> dict[str, Any]:
         "lake": lake,
         "aws_api": api,
         "aws_credentials": AwsCredentialPool(source="simulated", simulated_size=5),
+        "timestream": LocalTimestream(root=lake.root),
     }
 
 

@@ -17,6 +17,7 @@ from spotlake_assets.lake.frames import read_frame
 from spotlake_assets.lake.resources import LocalLake
 from spotlake_assets.monitoring.assets import collector_stats
 from spotlake_assets.monitoring.stats import RunFigure, sparkline, summarise
+from spotlake_assets.sinks.timestream import LocalTimestream
 
 WINDOW_ASSETS = ["aws/sps", "aws/interruption_frequency", "aws/spot_price", "aws/merged", "aws/delta"]
 
@@ -26,6 +27,7 @@ def resources(lake: LocalLake) -> dict[str, Any]:
         "lake": lake,
         "aws_api": SimulatedAwsApi(scale=0.02),
         "aws_credentials": AwsCredentialPool(source="simulated", simulated_size=100),
+        "timestream": LocalTimestream(root=lake.root),
     }
 
 

@@ -1,0 +1,1 @@
+"""Azure collectors: get (through `AzureApi`) → transform (pure) → a frame the asset writes."""

@@ -1,0 +1,309 @@
+"""The Azure merged snapshot of one window: SPS ⋈ price ⋈ eviction rate, then the T2/T3 ladder. Pure and
+vectorised: key columns are factorised once over all inputs and joins are integer lookups (see
+:mod:`spotlake_assets.core.delta`).
+
+Rows, keyed by (InstanceTier, InstanceType, Region, AvailabilityZone):
+
+- every SPS row of the window (an AZ, or ``Single`` for a region without zones);
+- rows of the previous snapshot with a real AZ whose (tier, size, region) has no SPS row this window but is
+  still priced or rated (a request the budget could not cover this window): carried with Score -1, their
+  T2/T3 history kept, prices and IF refreshed — so a missed window does not reset the ladder;
+- one ``N/A`` row per priced or rated (tier, size, region) with no AZ row at all (SpotLake's outer join).
+
+Values: price and IF are joined on (tier, size, region); missing numbers are -1 — an SPS row without a price
+is kept (SpotLake dropped it). ``Score`` is the single-node score: refreshed in desired-count-1 windows and
+carried in the others (a row without one yet shows the window's score); -1 where this window has no score.
+T3/T2 follow the ladder of :mod:`spotlake_assets.core.ladder` (``ladder_step``) on the full key — never on
+``DesiredCount`` — with success High (T3) and Medium or better (T2). ``DesiredCount`` is the window's count
+on scored rows and -1 elsewhere; ``Savings`` is ``int(100 - 100*Spot/OnDemand)`` or -1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from spotlake_assets.azure.constants import (
+    IF_COLUMNS,
+    KEY_COLUMNS,
+    MERGED_COLUMNS,
+    MISSING,
+    NO_ZONE,
+    PAIR_COLUMNS,
+    PRICE_COLUMNS,
+    SPS_COLUMNS,
+)
+from spotlake_assets.core.delta import CodeArray, KeyIndex, column_codes, require_columns, unique_key_index
+from spotlake_assets.core.ladder import ladder_step, previous_scores
+
+PRICE_DECIMALS = 5
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+IndexArray = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    frame: pd.DataFrame
+    sps_rows: int
+    carried_rows: int  # AZ rows kept from the previous window without a score this window
+    regional_rows: int  # N/A rows: priced or rated pairs without any AZ row
+    unpriced_rows: int  # rows with a score but no price (kept with -1 prices)
+
+
+def savings(spot: FloatArray, ondemand: FloatArray) -> IntArray:
+    """``int(100 - 100*spot/ondemand)`` where both are known (on-demand > 0), else -1."""
+    result = np.full(len(spot), MISSING, dtype=np.int64)
+    known = (spot >= 0) & (ondemand > 0)
+    result[known] = np.trunc(100.0 - 100.0 * spot[known] / ondemand[known]).astype(np.int64)
+    return result
+
+
+def _numbers(series: pd.Series) -> FloatArray:
+    return pd.to_numeric(series, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _gather(values: FloatArray, positions: IndexArray) -> FloatArray:
+    if len(values) == 0:
+        return np.full(len(positions), np.nan)
+    return np.where(positions >= 0, values.take(positions), np.nan)
+
+
+def _filled(values: FloatArray) -> FloatArray:
+    return np.where(np.isnan(values), float(MISSING), values)
+
+
+def _categorical(codes: npt.NDArray[np.integer], vocabulary: pd.Index) -> pd.Categorical:
+    """Rows ``codes`` over ``vocabulary``, keeping only the categories used (sorted, as the codes are)."""
+    used = np.bincount(codes, minlength=len(vocabulary))[: len(vocabulary)] > 0
+    dense = (np.cumsum(used) - 1).astype(np.int32)
+    return pd.Categorical.from_codes(dense[codes], categories=vocabulary[used])
+
+
+def _empty_previous() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype=object) for c in (*KEY_COLUMNS, "RegionName", "Score", "T3", "T2")}
+    )
+
+
+def _check_nulls(name: str, column: str, codes: CodeArray, vocabulary: pd.Index) -> None:
+    nulls = int((codes == len(vocabulary)).sum())
+    if nulls:
+        raise ValueError(f"{name} has {nulls} rows with a null {column}")
+
+
+def merge_snapshot(
+    sps: pd.DataFrame,
+    price: pd.DataFrame,
+    interruption_frequency: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    time: datetime,
+    desired_count: int,
+) -> MergeResult:
+    """The window's snapshot (``MERGED_COLUMNS``, sorted by key, categorical string columns); see the module
+    docstring. Raises ``ValueError`` for missing columns, null keys, duplicated keys, a ``DesiredCount`` in
+    ``sps`` other than ``desired_count``, or a naive ``time``."""
+    require_columns(sps, SPS_COLUMNS, "sps")
+    require_columns(price, PRICE_COLUMNS, "price")
+    require_columns(interruption_frequency, IF_COLUMNS, "interruption_frequency")
+    prev = _empty_previous() if previous is None else previous
+    require_columns(prev, (*KEY_COLUMNS, "RegionName", "Score", "T3", "T2"), "previous")
+    stamp = pd.Timestamp(time)
+    if stamp.tzinfo is None:
+        raise ValueError(f"time {time!r} must be timezone-aware (windows are UTC)")
+    counts = _numbers(sps["DesiredCount"])
+    if (counts != desired_count).any():
+        raise ValueError(f"sps holds DesiredCount {sorted(set(counts.tolist()))}, expected {desired_count}")
+
+    frames = {"sps": sps, "price": price, "interruption_frequency": interruption_frequency, "previous": prev}
+    codes = _Codes.build(frames)
+    price_index = unique_key_index(price, codes.pairs[1], codes.pair_size, PAIR_COLUMNS, "price")
+    if_index = unique_key_index(
+        interruption_frequency, codes.pairs[2], codes.pair_size, PAIR_COLUMNS, "interruption_frequency"
+    )
+    rows = _rows(codes, _numbers(sps["Score"]))
+    # Helpers return only what is kept, so their intermediates are freed before the next step: a 100k-row
+    # window then peaks at a few tens of MiB.
+    columns = _key_columns(codes, rows, _region_names(frames, codes.regions, codes.vocab["Region"]))
+    price_at = price_index.lookup(rows.pair)
+    ondemand = np.round(_filled(_gather(_numbers(price["OndemandPrice"]), price_at)), PRICE_DECIMALS)
+    spot = np.round(_filled(_gather(_numbers(price["SpotPrice"]), price_at)), PRICE_DECIMALS)
+    del price_at
+    rate = _filled(_gather(_numbers(interruption_frequency["IF"]), if_index.lookup(rows.pair)))
+    observed = rows.raw >= 1
+    positions = (
+        KeyIndex(codes.pairs[3] * codes.n_az + codes.az_prev, codes.pair_size * codes.n_az).lookup(rows.key)
+        if len(prev)
+        else np.full(len(rows.raw), -1, dtype=np.intp)
+    )
+    if desired_count == 1 or not len(prev):
+        published = rows.raw
+    else:
+        held = _filled(_numbers(prev["Score"])).astype(np.int64)
+        carried_score = np.where(positions >= 0, held.take(np.maximum(positions, 0)), MISSING)
+        published = np.where(observed & (carried_score >= 1), carried_score, rows.raw)
+        del held, carried_score
+    # The ladder of core.ladder, on the positions already found (re-encoding the keys would cost a copy).
+    prior = prev if len(prev) else None
+    t3 = ladder_step(previous_scores(prior, "T3", positions), desired_count, rows.raw == 3, observed)
+    t2 = ladder_step(previous_scores(prior, "T2", positions), desired_count, rows.raw >= 2, observed)
+    del positions
+    n = len(rows.raw)
+    merged = pd.DataFrame(
+        {
+            **columns,
+            "DesiredCount": np.where(observed, desired_count, MISSING).astype(np.int64),
+            "Score": published.astype(np.int64, copy=False),
+            "T3": t3,
+            "T2": t2,
+            "IF": rate,
+            "OndemandPrice": ondemand,
+            "SpotPrice": spot,
+            "Savings": savings(spot, ondemand),
+            "Time": pd.Series(stamp.tz_convert("UTC"), index=pd.RangeIndex(n), dtype="datetime64[ns, UTC]"),
+        },
+        columns=list(MERGED_COLUMNS),
+        # The arrays are fresh and owned here: no defensive copy (and no block consolidation) needed.
+        copy=False,
+    )
+    return MergeResult(
+        frame=merged,
+        sps_rows=len(sps),
+        carried_rows=rows.carried,
+        regional_rows=rows.regional,
+        unpriced_rows=int((observed & (spot < 0)).sum()),
+    )
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """Integer codes of every input's keys over shared sorted vocabularies (the null code sorts last).
+
+    ``pairs[i]``: (tier, size, region) composite of input i (sps, price, interruption_frequency, previous),
+    ordered like the tuples; ``az_*``: AvailabilityZone codes; ``na``: the code of ``N/A``.
+    """
+
+    pairs: tuple[IntArray, IntArray, IntArray, IntArray]
+    regions: list[CodeArray]
+    vocab: dict[str, pd.Index]
+    azs: pd.Index
+    az_sps: CodeArray
+    az_prev: CodeArray
+    na: int
+    n_type: int
+    n_region: int
+    n_az: int
+    pair_size: int
+
+    @classmethod
+    def build(cls, frames: dict[str, pd.DataFrame]) -> _Codes:
+        vocab: dict[str, pd.Index] = {}
+        per_column: dict[str, list[CodeArray]] = {}
+        for column in PAIR_COLUMNS:
+            per_column[column], vocab[column] = column_codes([f[column] for f in frames.values()])
+            for name, column_code in zip(frames, per_column[column], strict=True):
+                _check_nulls(name, column, column_code, vocab[column])
+        (az_sps, az_prev, az_na), azs = column_codes(
+            [
+                frames["sps"]["AvailabilityZone"],
+                frames["previous"]["AvailabilityZone"],
+                pd.Series([NO_ZONE], dtype=object),
+            ]
+        )
+        _check_nulls("sps", "AvailabilityZone", az_sps, azs)
+        _check_nulls("previous", "AvailabilityZone", az_prev, azs)
+        n_tier, n_type, n_region = (len(vocab[c]) + 1 for c in PAIR_COLUMNS)
+        pairs = tuple(
+            (per_column["InstanceTier"][i].astype(np.int64) * n_type + per_column["InstanceType"][i])
+            * n_region
+            + per_column["Region"][i]
+            for i in range(4)
+        )
+        n_az = len(azs) + 1
+        codes = cls(
+            pairs=pairs,  # type: ignore[arg-type]
+            regions=per_column["Region"],
+            vocab=vocab,
+            azs=azs,
+            az_sps=az_sps,
+            az_prev=az_prev,
+            na=int(az_na[0]),
+            n_type=n_type,
+            n_region=n_region,
+            n_az=n_az,
+            pair_size=n_tier * n_type * n_region,
+        )
+        unique_key_index(frames["sps"], pairs[0] * n_az + az_sps, codes.pair_size * n_az, KEY_COLUMNS, "sps")
+        return codes
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The snapshot's rows sorted by key: pair and AZ codes, composite key, this window's score (-1: none)."""
+
+    pair: IntArray
+    az: CodeArray
+    key: IntArray
+    raw: IntArray
+    carried: int
+    regional: int
+
+
+def _rows(codes: _Codes, scores: FloatArray) -> _Rows:
+    sps_pair, price_pair, if_pair, prev_pair = codes.pairs
+    scored = np.zeros(codes.pair_size, dtype=bool)
+    scored[sps_pair] = True
+    market = np.zeros(codes.pair_size, dtype=bool)
+    market[price_pair] = True
+    market[if_pair] = True
+    carried = (codes.az_prev != codes.na) & ~scored[prev_pair] & market[prev_pair]
+    scored[prev_pair[carried]] = True  # now: pairs with an AZ row
+    regional = np.flatnonzero(market & ~scored)
+    pair = np.concatenate([sps_pair, prev_pair[carried], regional])
+    az = np.concatenate(
+        [codes.az_sps, codes.az_prev[carried], np.full(len(regional), codes.na, dtype=np.int32)]
+    )
+    raw = np.concatenate([scores, np.full(len(pair) - len(scores), float(MISSING))]).astype(np.int64)
+    # Codes follow the sorted vocabularies, so this composite orders rows by the key columns.
+    key = pair * codes.n_az + az
+    order = np.argsort(key, kind="stable")
+    return _Rows(pair[order], az[order], key[order], raw[order], int(carried.sum()), len(regional))
+
+
+def _key_columns(codes: _Codes, rows: _Rows, names: list[str]) -> dict[str, pd.Categorical]:
+    region = rows.pair % codes.n_region
+    kind = (rows.pair // codes.n_region) % codes.n_type
+    tier = rows.pair // (codes.n_region * codes.n_type)
+    name_vocab = pd.Index(sorted(set(names)))
+    name_code = name_vocab.get_indexer(pd.Index(names))
+    return {
+        "InstanceTier": _categorical(tier, codes.vocab["InstanceTier"]),
+        "InstanceType": _categorical(kind, codes.vocab["InstanceType"]),
+        "Region": _categorical(region, codes.vocab["Region"]),
+        "RegionName": _categorical(name_code[region], name_vocab),
+        "AvailabilityZone": _categorical(rows.az, codes.azs),
+    }
+
+
+def _region_names(
+    frames: dict[str, pd.DataFrame], region_codes: list[CodeArray], regions: pd.Index
+) -> list[str]:
+    """Display name per region code: from SPS, then price, then the previous snapshot; else the code."""
+    names: list[str | None] = [None] * (len(regions) + 1)
+    for (name, frame), codes in zip(frames.items(), region_codes, strict=True):
+        if name == "interruption_frequency" or not len(frame):
+            continue
+        labels = frame["RegionName"].to_numpy(dtype=object)
+        # One representative row per region is enough: the name is a property of the region.
+        first = np.unique(codes, return_index=True)[1]
+        for position in first:
+            code = int(codes[position])
+            if names[code] is None and isinstance(labels[position], str) and labels[position]:
+                names[code] = labels[position]
+    return [
+        n if n is not None else (str(regions[i]) if i < len(regions) else "") for i, n in enumerate(names)
+    ]

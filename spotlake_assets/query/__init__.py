@@ -1,0 +1,1 @@
+"""The `spotlake query` command: DuckDB over the latest state and the Parquet history."""

@@ -1,0 +1,250 @@
+"""Tier 3: `materialize()` over the Azure graph on a temporary lake with the simulated Azure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from spotlake_assets.azure.assets import azure_assets, endpoints_key, universe_key
+from spotlake_assets.azure.budget import EndpointBudget
+from spotlake_assets.azure.constants import FEATURE_COLUMNS, KEY_COLUMNS, MERGED_COLUMNS
+from spotlake_assets.azure.credentials import AzureCredentials, simulated_login
+from spotlake_assets.azure.demo import azure_summary_lines
+from spotlake_assets.azure.models import Endpoint
+from spotlake_assets.azure.schedules import azure_automation, azure_jobs
+from spotlake_assets.azure.simulation import SimulatedAzureApi
+from spotlake_assets.azure.workload import requests_from_frame
+from spotlake_assets.core.windows import capacity_for_window, window_start
+from spotlake_assets.lake import keys
+from spotlake_assets.lake.frames import read_frame
+from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.sinks.timestream import LocalTimestream
+
+DAY = "2026-03-01"
+WINDOWS = ["2026-03-01-00:00", "2026-03-01-00:10", "2026-03-01-00:20"]
+WINDOW_ASSETS = [
+    "azure/sps",
+    "azure/interruption_frequency",
+    "azure/price",
+    "azure/merged",
+    "azure/delta",
+    "history/azure",
+    "timestream/azure",
+    "latest/azure",
+]
+FAST = {"ops": {"azure__sps": {"config": {"backoff_s": 0.001, "max_wait_s": 0.001}}}}
+SUBSCRIPTIONS = 4
+
+
+def resources(lake: LocalLake, **api: Any) -> dict[str, Any]:
+    return {
+        "lake": lake,
+        "timestream": LocalTimestream(root=lake.root),
+        "azure_api": SimulatedAzureApi(seed=11, scale=0.1, **api),
+        "azure_credentials": AzureCredentials(
+            source="simulated", simulated_subscriptions=SUBSCRIPTIONS, seed=11
+        ),
+    }
+
+
+def run(
+    lake: LocalLake, selection: Sequence[str], partition: str, *, raise_on_error: bool = True, **api: Any
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        azure_assets,
+        selection=list(selection),
+        partition_key=partition,
+        resources=resources(lake, **api),
+        run_config=FAST if "azure/sps" in selection else None,
+        raise_on_error=raise_on_error,
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
+        if materialization.asset_key.to_user_string() == asset:
+            return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+    raise AssertionError(f"{asset} was not materialized")
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name}": e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+@pytest.fixture
+def day_built(local_lake: LocalLake) -> LocalLake:
+    run(local_lake, ["azure/workload"], DAY)
+    return local_lake
+
+
+def test_day_then_windows_end_to_end(day_built: LocalLake) -> None:
+    lake = day_built
+    workload = requests_from_frame(read_frame(lake, keys.workload_key("azure", DAY)))
+    assert workload and all(len(r.regions) <= 8 and len(r.sizes) <= 5 for r in workload)
+    results = [run(lake, WINDOW_ASSETS, w) for w in WINDOWS]
+    for window, result in zip(WINDOWS, results, strict=True):
+        assert all(checks(result).values()), checks(result)
+        assert lake.exists(keys.sps_key("azure", window, capacity_for_window(window)))
+        sps = metadata(result, "azure/sps")
+        assert sps["simulated"] is True and sps["uncovered_requests"] == 0
+        endpoints = SUBSCRIPTIONS * len(read_frame(lake, endpoints_key(DAY)))
+        assert 0 < sps["budget_used"] <= 9 * endpoints
+    merged = read_frame(lake, keys.merged_key("azure", WINDOWS[-1]))
+    assert tuple(merged.columns) == MERGED_COLUMNS and not merged.duplicated(list(KEY_COLUMNS)).any()
+    first, second = metadata(results[0], "azure/delta"), metadata(results[1], "azure/delta")
+    assert first["rows"] == metadata(results[0], "azure/merged")["rows"]
+    # The second delta holds exactly the rows whose features differ between the two merged snapshots.
+    before, after = (
+        read_frame(lake, keys.merged_key("azure", w)).astype({c: str for c in KEY_COLUMNS})
+        for w in WINDOWS[:2]
+    )
+    joined = before.merge(after, on=list(KEY_COLUMNS), how="outer", suffixes=("_0", "_1"), indicator=True)
+    differs = joined["_merge"] != "both"
+    for feature in FEATURE_COLUMNS:
+        differs |= joined[f"{feature}_0"] != joined[f"{feature}_1"]
+    assert second["rows"] == int(differs.sum()) > 0
+    assert second["rows"] < len(after)  # Time changed for every row; only real changes are published
+    latest = json.loads(lake.read_bytes(keys.latest_key("azure")))
+    assert len(latest) == len(merged) and latest[0]["Time"] == "2026-03-01 00:20:00"
+    assert len(lake.list_keys("history/azure/")) == 3
+    assert metadata(results[1], "timestream/azure")["rows"] == second["rows"]
+
+
+def test_rerunning_a_window_spends_no_calls_and_duplicates_nothing(day_built: LocalLake) -> None:
+    lake = day_built
+    run(lake, WINDOW_ASSETS, WINDOWS[0])
+    before = {k: lake.read_bytes(k) for k in lake.list_keys("") if not k.startswith("timestream/")}
+    again = run(lake, WINDOW_ASSETS, WINDOWS[0])
+    sps = metadata(again, "azure/sps")
+    assert sps["api_calls"] == 0 and sps["batches_resumed"] == sps["batches"]
+    assert metadata(again, "history/azure")["status"].startswith("already written")
+    after = {k: lake.read_bytes(k) for k in lake.list_keys("") if not k.startswith("timestream/")}
+    assert after.keys() == before.keys()
+    for prefix in ("history/", "state/", "latest_data/", "delta/", "merged/"):
+        assert {k: v for k, v in after.items() if k.startswith(prefix)} == {
+            k: v for k, v in before.items() if k.startswith(prefix)
+        }
+
+
+def test_budget_exhaustion_materializes_what_was_collected_and_names_the_rest(day_built: LocalLake) -> None:
+    lake = day_built
+    locations = read_frame(lake, endpoints_key(DAY))["Location"]
+    login = simulated_login(SUBSCRIPTIONS, 11)
+    endpoints = [Endpoint(s, loc) for s in login.subscriptions for loc in locations]
+    # Earlier windows used all but 6 calls of the hour.
+    moment = SimulatedAzureApi().now(window_start(WINDOWS[0]))
+    EndpointBudget(lake).reserve(endpoints, 9 * len(endpoints) - 6, moment)
+    result = run(
+        lake, WINDOW_ASSETS, WINDOWS[0], busy_endpoint_rate=0.0, throttle_rate=0.0, transient_rate=0.0
+    )
+    sps = metadata(result, "azure/sps")
+    assert sps["budget_exhausted"] is True and sps["api_calls"] == 6 and sps["rows"] > 0
+    assert sps["uncovered_requests"] > 0 and set(sps["uncovered"].values()) == {
+        "no (subscription, location) has SPS budget left"
+    }
+    assert checks(result)["azure/sps:covers_workload"] is False
+    assert checks(result)["azure/merged:unique_keys"] is True  # the window still merges what it has
+
+
+def test_next_day_plan_excludes_learned_invalid_values(day_built: LocalLake) -> None:
+    lake = day_built
+    result = run(lake, WINDOW_ASSETS[:1], WINDOWS[0])
+    learned = metadata(result, "azure/sps")
+    invalid = set(learned["learned_invalid_regions"]) | set(learned["learned_invalid_sizes"])
+    assert "jioindiacentral" in invalid
+    tomorrow = run(lake, ["azure/workload"], "2026-03-02")
+    assert metadata(tomorrow, "azure/workload")["excluded_pairs"] > 0
+    requests = requests_from_frame(read_frame(lake, keys.workload_key("azure", "2026-03-02")))
+    assert not invalid & {v for r in requests for v in (*r.regions, *r.sizes)}
+    universe = read_frame(lake, universe_key("2026-03-02"))
+    assert not universe.loc[universe["Region"] == "jioindiacentral", "Planned"].any()
+
+
+def test_past_windows_are_skipped_when_azure_cannot_observe_them(day_built: LocalLake) -> None:
+    result = run(day_built, WINDOW_ASSETS[:3], WINDOWS[0], replay_past=False)
+    assert result.get_asset_materialization_events() == []
+    observed = [
+        e.asset_observation_data.asset_observation for e in result.all_events if e.is_asset_observation
+    ]
+    assert {o.asset_key.to_user_string() for o in observed} == {
+        "azure/sps",
+        "azure/interruption_frequency",
+        "azure/price",
+    }
+    assert not any(checks(result).values())
+
+
+def test_a_price_page_that_keeps_failing_fails_the_asset_with_its_url(day_built: LocalLake) -> None:
+    result = run(
+        day_built, ["azure/price"], WINDOWS[0], raise_on_error=False, failing_price_regions=["eastus"]
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    data = failure.step_failure_data
+    assert data is not None and data.user_failure_data is not None
+    assert "armRegionName eq 'eastus'" in (data.user_failure_data.description or "")
+
+
+def test_jobs_and_schedules_run_the_day_and_a_window(local_lake: LocalLake) -> None:
+    schedules, sensors = azure_automation(running=False)
+    defs = dg.Definitions(
+        assets=azure_assets,
+        jobs=azure_jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources=resources(local_lake),
+    )
+    daily = defs.resolve_job_def("azure_daily_job").execute_in_process(partition_key=DAY)
+    window = defs.resolve_job_def("azure_window_job").execute_in_process(
+        partition_key=WINDOWS[0], run_config=FAST
+    )
+    assert daily.success and window.success
+    materialized = {
+        e.asset_key.to_user_string() for e in window.get_asset_materialization_events() if e.asset_key
+    }
+    assert materialized == set(WINDOW_ASSETS)
+    lines = azure_summary_lines(
+        {"azure/workload": metadata(daily, "azure/workload")},
+        [(WINDOWS[0], {a: metadata(window, a) for a in ("azure/sps", "azure/merged", "azure/delta")})],
+    )
+    assert "SPS requests" in lines[0] and lines[2].startswith(f"  {WINDOWS[0]}")
+    assert str(metadata(window, "azure/sps")["api_calls"]) in lines[2]
+    tick = datetime(2026, 3, 1, 23, 55, tzinfo=UTC)
+    schedule = defs.get_schedule_def("azure_workload_schedule")
+    repository = defs.get_repository_def()
+    with dg.build_schedule_context(scheduled_execution_time=tick, repository_def=repository) as context:
+        request = schedule.evaluate_tick(context).run_requests[0]  # type: ignore[index]
+    assert (request.partition_key, request.run_key) == ("2026-03-02", "azure-workload-2026-03-02")
+    window_schedule = defs.get_schedule_def("azure_window_schedule")
+    tick = datetime(2026, 3, 1, 0, 10, tzinfo=UTC)
+    with dg.build_schedule_context(scheduled_execution_time=tick, repository_def=repository) as context:
+        request = window_schedule.evaluate_tick(context).run_requests[0]  # type: ignore[index]
+    assert (request.partition_key, request.run_key) == ("2026-03-01-00:10", "azure-window-2026-03-01-00:10")
+
+
+def test_merged_keeps_sps_rows_without_price_when_price_is_missing(day_built: LocalLake) -> None:
+    lake = day_built
+    run(lake, ["azure/sps", "azure/interruption_frequency"], WINDOWS[0])
+    result = dg.materialize(
+        azure_assets,
+        selection=["azure/merged"],
+        partition_key=WINDOWS[0],
+        resources=resources(lake),
+        run_config={"ops": {"azure__merged": {"config": {"allow_missing_inputs": True}}}},
+    )
+    merged = read_frame(lake, keys.merged_key("azure", WINDOWS[0]))
+    scored = merged[merged["Score"] > 0]
+    assert len(scored) == metadata(result, "azure/merged")["sps_rows"] > 0
+    assert (scored["SpotPrice"] == -1).all() and (scored["OndemandPrice"] == -1).all()
+    assert checks(result)["azure/merged:inputs_complete"] is False
+    assert isinstance(merged["Time"].dtype, pd.DatetimeTZDtype)
