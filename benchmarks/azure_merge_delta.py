@@ -141,6 +141,8 @@ def main() -> None:
     result = None
     delta = None
     for _ in range(args.repeat):
+        # Drop the previous repetition's output first: one window's result is alive at a time, as in a run.
+        result = delta = None
         gc.collect()
         started = time.perf_counter()
         result = merge_snapshot(**inputs, previous=previous, time=later, desired_count=COUNT)
