@@ -19,12 +19,18 @@ def build_definitions() -> dg.Definitions:
     aws_schedules, aws_sensors = aws_automation(running)
     azure_schedules, azure_sensors = azure_automation(running)
     freshness = [build_delta_freshness(provider, running) for provider in ("aws", "azure")]
+    # Only the daily history compaction uses an automation condition (on_cron); its sensor follows `running`.
+    compaction = dg.AutomationConditionSensorDefinition(
+        "history_compaction_sensor",
+        target=dg.AssetSelection.key_prefixes(["history_daily"]),
+        default_status=dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED,
+    )
     return dg.Definitions(
         assets=[*aws_assets, *azure_assets, collector_stats],
         asset_checks=[check for check, _ in freshness],
         jobs=[*aws_jobs, *azure_jobs],
         schedules=[*aws_schedules, *azure_schedules, *(schedule for _, schedule in freshness)],
-        sensors=[*aws_sensors, *azure_sensors, run_failure_alert, *batch_sensors],
+        sensors=[*aws_sensors, *azure_sensors, compaction, run_failure_alert, *batch_sensors],
         resources=resources_for(),
         # One process per run: steps share the process's memory and imports, and a run is one Batch container.
         executor=dg.in_process_executor,

@@ -41,6 +41,13 @@ def test_definitions_load_in_every_environment(
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys >= EXPECTED_AWS_KEYS
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"aws_daily_job", "aws_window_job"}
+    sensors = {sensor.name: sensor for sensor in defs.get_repository_def().sensor_defs}
+    assert {"aws_lake_sensor", "azure_lake_sensor", "run_failure_alert", "history_compaction_sensor"} <= set(
+        sensors
+    )
+    expected = dg.DefaultSensorStatus.STOPPED if env == "local" else dg.DefaultSensorStatus.RUNNING
+    assert sensors["aws_lake_sensor"].default_status == expected
+    assert sensors["history_compaction_sensor"].default_status == expected
     for spec in defs.resolve_asset_graph().asset_nodes:
         assert spec.description, f"{spec.key.to_user_string()} has no description"
 
