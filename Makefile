@@ -56,6 +56,9 @@ ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 bench: $(STAMP)
 	$(BIN)/python benchmarks/merge_delta.py
 	$(BIN)/python benchmarks/full_window.py
+	$(BIN)/python benchmarks/azure_merge_delta.py
+	$(BIN)/python benchmarks/azure_planner.py
+	$(BIN)/python benchmarks/sinks.py
 
 clean:
 	rm -rf $(VENV) .spotlake .pytest_cache .mypy_cache .ruff_cache
