@@ -6,15 +6,13 @@ sensor sees each new raw SPS object and runs merge → delta → sinks for that 
 `run_key`, so a restarted daemon never launches a day or a window twice.
 """
 
-from datetime import UTC, timedelta
-
 import dagster as dg
 
 from spotlake_assets.aws.assets import IF, MERGED, ONDEMAND, SPOT_PRICE, SPS, WORKLOAD
 from spotlake_assets.aws.constants import PROVIDER
-from spotlake_assets.core.automation import build_lake_sensor
+from spotlake_assets.core.automation import build_provider_automation
 from spotlake_assets.core.partitions import collection_partitions, workload_partitions
-from spotlake_assets.core.windows import DAY_KEY_FORMAT, capacity_for_window, day_key_of_window, window_key
+from spotlake_assets.core.windows import capacity_for_window, day_key_of_window
 from spotlake_assets.lake import keys
 
 MERGE_CHAIN = dg.AssetSelection.assets(MERGED) | dg.AssetSelection.assets(MERGED).downstream()
@@ -66,36 +64,10 @@ def sps_object(partition_key: str) -> str:
 
 
 def aws_automation(running: bool) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
-    """Schedules and sensors; ``running`` makes them start RUNNING (prod/test) instead of STOPPED (local)."""
-    schedule_status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
-    sensor_status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
-
-    @dg.schedule(
-        job=aws_daily_job,
-        cron_schedule="55 23 * * *",
-        execution_timezone="UTC",
-        name="aws_workload_schedule",
-        default_status=schedule_status,
+    """Schedules and the lake sensor; ``running`` makes them start RUNNING (prod/test), else STOPPED."""
+    return build_provider_automation(
+        PROVIDER, aws_daily_job.name, aws_collect_job.name, aws_merge_job.name, merge_inputs, running
     )
-    def aws_workload_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        tomorrow = context.scheduled_execution_time.astimezone(UTC) + timedelta(days=1)
-        day = tomorrow.strftime(DAY_KEY_FORMAT)
-        return dg.RunRequest(run_key=f"{PROVIDER}-workload-{day}", partition_key=day)
-
-    @dg.schedule(
-        job=aws_collect_job,
-        cron_schedule="*/10 * * * *",
-        execution_timezone="UTC",
-        name="aws_window_schedule",
-        default_status=schedule_status,
-    )
-    def aws_window_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        # The tick at HH:M0 snapshots the window that starts at HH:M0 (partitions use end_offset=1).
-        key = window_key(context.scheduled_execution_time)
-        return dg.RunRequest(run_key=f"{PROVIDER}-window-{key}", partition_key=key)
-
-    lake_sensor = build_lake_sensor(PROVIDER, aws_merge_job.name, merge_inputs, sensor_status)
-    return [aws_workload_schedule, aws_window_schedule], [lake_sensor]
 
 
 aws_jobs = [aws_daily_job, aws_collect_job, aws_merge_job, aws_window_job]

@@ -2,15 +2,12 @@
 run the collectors, the lake sensor runs merge → delta → sinks for each new SPS object. Every tick names its
 partition and a run_key, so a restarted daemon never launches the same day or window twice."""
 
-from datetime import UTC, timedelta
-
 import dagster as dg
 
 from spotlake_assets.azure.assets import IF, MERGED, PRICE, SPS, WORKLOAD
 from spotlake_assets.azure.constants import PROVIDER
-from spotlake_assets.core.automation import MERGE_CHAIN_TAG, build_lake_sensor
+from spotlake_assets.core.automation import MERGE_CHAIN_TAG, build_provider_automation
 from spotlake_assets.core.partitions import collection_partitions, workload_partitions
-from spotlake_assets.core.windows import DAY_KEY_FORMAT, window_key
 from spotlake_assets.lake import keys
 
 MERGE_CHAIN = dg.AssetSelection.assets(MERGED) | dg.AssetSelection.assets(MERGED).downstream()
@@ -55,36 +52,10 @@ def merge_inputs(partition_key: str) -> list[str]:
 
 
 def azure_automation(running: bool) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
-    """Schedules and sensors; ``running`` makes them start RUNNING (prod/test) instead of STOPPED (local)."""
-    schedule_status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
-    sensor_status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
-
-    @dg.schedule(
-        job=azure_daily_job,
-        cron_schedule="55 23 * * *",
-        execution_timezone="UTC",
-        name="azure_workload_schedule",
-        default_status=schedule_status,
+    """Schedules and the lake sensor; ``running`` makes them start RUNNING (prod/test), else STOPPED."""
+    return build_provider_automation(
+        PROVIDER, azure_daily_job.name, azure_collect_job.name, azure_merge_job.name, merge_inputs, running
     )
-    def azure_workload_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        tomorrow = context.scheduled_execution_time.astimezone(UTC) + timedelta(days=1)
-        day = tomorrow.strftime(DAY_KEY_FORMAT)
-        return dg.RunRequest(run_key=f"{PROVIDER}-workload-{day}", partition_key=day)
-
-    @dg.schedule(
-        job=azure_collect_job,
-        cron_schedule="*/10 * * * *",
-        execution_timezone="UTC",
-        name="azure_window_schedule",
-        default_status=schedule_status,
-    )
-    def azure_window_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        # The tick at HH:M0 snapshots the window that starts at HH:M0 (partitions use end_offset=1).
-        key = window_key(context.scheduled_execution_time)
-        return dg.RunRequest(run_key=f"{PROVIDER}-window-{key}", partition_key=key)
-
-    lake_sensor = build_lake_sensor(PROVIDER, azure_merge_job.name, merge_inputs, sensor_status)
-    return [azure_workload_schedule, azure_window_schedule], [lake_sensor]
 
 
 azure_jobs = [azure_daily_job, azure_collect_job, azure_merge_job, azure_window_job]

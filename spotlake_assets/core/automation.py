@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from spotlake_assets.core.sensing import plan_merges
+from spotlake_assets.core.windows import DAY_KEY_FORMAT, window_key
 from spotlake_assets.lake.resources import LakeResource
 
 log = logging.getLogger(__name__)
@@ -73,3 +74,45 @@ def build_lake_sensor(
         return dg.SensorResult(run_requests=requests, cursor=plan.cursor)
 
     return lake_sensor
+
+
+def build_provider_automation(
+    provider: str,
+    daily_job: str,
+    collect_job: str,
+    merge_job: str,
+    merge_inputs: Callable[[str], list[str]],
+    running: bool,
+) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
+    """A provider's schedules and lake sensor: the daily job at 23:55 UTC for the next day, the collectors at
+    every 10-minute mark for the window that just started, the merge chain on each new SPS object.
+    ``running`` makes them start RUNNING (prod/test) instead of STOPPED (local)."""
+    schedule_status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+    sensor_status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+
+    @dg.schedule(
+        job_name=daily_job,
+        cron_schedule="55 23 * * *",
+        execution_timezone="UTC",
+        name=f"{provider}_workload_schedule",
+        default_status=schedule_status,
+    )
+    def workload_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        tomorrow = context.scheduled_execution_time.astimezone(UTC) + timedelta(days=1)
+        day = tomorrow.strftime(DAY_KEY_FORMAT)
+        return dg.RunRequest(run_key=f"{provider}-workload-{day}", partition_key=day)
+
+    @dg.schedule(
+        job_name=collect_job,
+        cron_schedule="*/10 * * * *",
+        execution_timezone="UTC",
+        name=f"{provider}_window_schedule",
+        default_status=schedule_status,
+    )
+    def window_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        # The tick at HH:M0 snapshots the window that starts at HH:M0 (partitions use end_offset=1).
+        key = window_key(context.scheduled_execution_time)
+        return dg.RunRequest(run_key=f"{provider}-window-{key}", partition_key=key)
+
+    lake_sensor = build_lake_sensor(provider, merge_job, merge_inputs, sensor_status)
+    return [workload_schedule, window_schedule], [lake_sensor]
