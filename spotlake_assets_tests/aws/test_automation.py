@@ -114,3 +114,21 @@ def test_sensor_on_s3_lists_after_its_cursor(s3_lake: LakeResource) -> None:
     seed_window(s3_lake, "2026-03-01-01:00")
     second = evaluate(sensor, s3_lake, first.cursor)
     assert [r.partition_key for r in second.run_requests or []] == ["2026-03-01-01:00"]
+
+
+def test_azure_uses_the_same_automation(local_lake: LocalLake) -> None:
+    from spotlake_assets.azure.schedules import azure_automation
+    from spotlake_assets.azure.schedules import merge_inputs as azure_inputs
+
+    schedules, (sensor,) = azure_automation(running=True)
+    assert {s.name: s.job_name for s in schedules} == {
+        "azure_workload_schedule": "azure_daily_job",
+        "azure_window_schedule": "azure_collect_job",
+    }
+    assert sensor.job_name == "azure_merge_job" and sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    local_lake.write_bytes("rawdata/azure/sps/2026/03/01/00-10_sps_5.parquet", b"sps")
+    for key in azure_inputs("2026-03-01-00:10"):
+        local_lake.write_bytes(key, b"input")
+    (request,) = evaluate(sensor, local_lake).run_requests or []
+    assert (request.partition_key, request.run_key) == ("2026-03-01-00:10", "azure-merge-2026-03-01-00:10")
+    assert request.tags == {"spotlake/merge-chain": "azure"}
