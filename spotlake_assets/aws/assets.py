@@ -190,7 +190,9 @@ def aws_sps(
     key = keys.sps_key(PROVIDER, pk, capacity)
     write_frame(lake, key, result.frame)
     queried = {(q.instance_type, r) for q in queries for r in q.regions}
-    answered = set(result.frame[["InstanceType", "Region"]].itertuples(index=False, name=None))
+    # ~64k score rows collapse to ~20k (type, region) pairs before leaving pandas.
+    pairs = result.frame[["InstanceType", "Region"]].drop_duplicates()
+    answered = set(zip(pairs["InstanceType"], pairs["Region"], strict=True))
     yield dg.MaterializeResult(
         metadata=run_metadata(
             watch,
