@@ -115,44 +115,45 @@ def merge_snapshot(
     stamp = pd.Timestamp(time)
     if stamp.tzinfo is None:
         raise ValueError(f"time {time!r} must be timezone-aware (windows are UTC)")
-    counts = _numbers(sps["DesiredCount"])
-    if (counts != desired_count).any():
-        raise ValueError(f"sps holds DesiredCount {sorted(set(counts.tolist()))}, expected {desired_count}")
+    _check_desired_count(sps, desired_count)
 
     frames = {"sps": sps, "price": price, "interruption_frequency": interruption_frequency, "previous": prev}
     codes = _Codes.build(frames)
-    price_index = unique_key_index(price, codes.pairs[1], codes.pair_size, PAIR_COLUMNS, "price")
-    if_index = unique_key_index(
-        interruption_frequency, codes.pairs[2], codes.pair_size, PAIR_COLUMNS, "interruption_frequency"
-    )
     rows = _rows(codes, _numbers(sps["Score"]))
-    # Helpers return only what is kept, so their intermediates are freed before the next step: a 100k-row
-    # window then peaks at a few tens of MiB.
-    columns = _key_columns(codes, rows, _region_names(frames, codes.regions, codes.vocab["Region"]))
-    price_at = price_index.lookup(rows.pair)
-    ondemand = np.round(_filled(_gather(_numbers(price["OndemandPrice"]), price_at)), PRICE_DECIMALS)
-    spot = np.round(_filled(_gather(_numbers(price["SpotPrice"]), price_at)), PRICE_DECIMALS)
-    del price_at
-    rate = _filled(_gather(_numbers(interruption_frequency["IF"]), if_index.lookup(rows.pair)))
-    observed = rows.raw >= 1
+    # Each step keeps only what later steps read, and the codes and row keys are dropped before the
+    # per-row columns pile up: the peak is then about the output plus a few arrays, not twice it.
     positions = (
         KeyIndex(codes.pairs[3] * codes.n_az + codes.az_prev, codes.pair_size * codes.n_az).lookup(rows.key)
         if len(prev)
         else np.full(len(rows.raw), -1, dtype=np.intp)
     )
+    columns = _key_columns(codes, rows, _region_names(frames, codes.regions, codes.vocab["Region"]))
+    price_at = unique_key_index(price, codes.pairs[1], codes.pair_size, PAIR_COLUMNS, "price").lookup(
+        rows.pair
+    )
+    rate_at = unique_key_index(
+        interruption_frequency, codes.pairs[2], codes.pair_size, PAIR_COLUMNS, "interruption_frequency"
+    ).lookup(rows.pair)
+    raw, carried_rows, regional_rows = rows.raw, rows.carried, rows.regional
+    del codes, rows
+    ondemand = np.round(_filled(_gather(_numbers(price["OndemandPrice"]), price_at)), PRICE_DECIMALS)
+    spot = np.round(_filled(_gather(_numbers(price["SpotPrice"]), price_at)), PRICE_DECIMALS)
+    rate = _filled(_gather(_numbers(interruption_frequency["IF"]), rate_at))
+    del price_at, rate_at
+    observed = raw >= 1
     if desired_count == 1 or not len(prev):
-        published = rows.raw
+        published = raw
     else:
         held = _filled(_numbers(prev["Score"])).astype(np.int64)
         carried_score = np.where(positions >= 0, held.take(np.maximum(positions, 0)), MISSING)
-        published = np.where(observed & (carried_score >= 1), carried_score, rows.raw)
+        published = np.where(observed & (carried_score >= 1), carried_score, raw)
         del held, carried_score
     # The ladder of core.ladder, on the positions already found (re-encoding the keys would cost a copy).
     prior = prev if len(prev) else None
-    t3 = ladder_step(previous_scores(prior, "T3", positions), desired_count, rows.raw == 3, observed)
-    t2 = ladder_step(previous_scores(prior, "T2", positions), desired_count, rows.raw >= 2, observed)
+    t3 = ladder_step(previous_scores(prior, "T3", positions), desired_count, raw == 3, observed)
+    t2 = ladder_step(previous_scores(prior, "T2", positions), desired_count, raw >= 2, observed)
     del positions
-    n = len(rows.raw)
+    n = len(raw)
     merged = pd.DataFrame(
         {
             **columns,
@@ -173,10 +174,16 @@ def merge_snapshot(
     return MergeResult(
         frame=merged,
         sps_rows=len(sps),
-        carried_rows=rows.carried,
-        regional_rows=rows.regional,
+        carried_rows=carried_rows,
+        regional_rows=regional_rows,
         unpriced_rows=int((observed & (spot < 0)).sum()),
     )
+
+
+def _check_desired_count(sps: pd.DataFrame, desired_count: int) -> None:
+    counts = _numbers(sps["DesiredCount"])
+    if (counts != desired_count).any():
+        raise ValueError(f"sps holds DesiredCount {sorted(set(counts.tolist()))}, expected {desired_count}")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ _MAX_RADIX = 1 << 62
 # within a few times the row count; beyond that its memory is not worth it.
 _DENSE_FACTOR = 8
 _DENSE_MIN_ROWS = 8192
+_INT32_ROWS = 1 << 31
 
 IntArray = npt.NDArray[np.int64]
 CodeArray = npt.NDArray[np.int32]
@@ -89,7 +90,11 @@ def encode_keys(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> tuple
         cardinality = len(vocabulary) + 1
         if size * cardinality >= _MAX_RADIX:
             composite, size = _renumber(composite)
-        composite = [c * cardinality + k for c, k in zip(composite, codes, strict=True)]
+        for partial, column_code in zip(composite, codes, strict=True):
+            # In place: the composites are this function's own arrays, and a 100k-row fold would
+            # otherwise allocate two temporaries per frame and column.
+            partial *= cardinality
+            partial += column_code
         size *= cardinality
     return composite, size
 
@@ -104,27 +109,31 @@ def _renumber(codes: Sequence[IntArray]) -> tuple[list[IntArray], int]:
 class KeyIndex:
     """Where each key code sits in one frame: uniqueness check and lookups for codes in ``[0, size)``.
 
-    Small code ranges use a direct-address table. Larger ones (e.g. three-column keys) use a sorted copy
-    and binary search rather than a hash table: snapshots arrive sorted by key, so the sort is free and
-    the searches are cache-friendly.
+    Codes already strictly increasing (snapshots are stored sorted by key) are searched in place: no
+    table and no copy, which keeps merge and delta within their memory budget. Otherwise a small code
+    range gets a direct-address table (int32: half the memory of intp), and a larger one (e.g. an
+    unsorted three-column key) a sorted copy searched by bisection rather than a hash table.
     """
 
     def __init__(self, codes: IntArray, size: int) -> None:
-        self._table: IndexArray | None = None
+        self._table: CodeArray | None = None
         self._order: IndexArray | None = None
-        if size <= _DENSE_FACTOR * max(len(codes), _DENSE_MIN_ROWS):
-            rows = np.arange(len(codes), dtype=np.intp)
-            table = np.full(size, -1, dtype=np.intp)
+        if len(codes) < 2 or bool((codes[1:] > codes[:-1]).all()):
+            self.duplicate_rows: IndexArray = np.empty(0, dtype=np.intp)
+            self._sorted = codes
+            return
+        if size <= _DENSE_FACTOR * max(len(codes), _DENSE_MIN_ROWS) and len(codes) < _INT32_ROWS:
+            rows = np.arange(len(codes), dtype=np.int32)
+            table = np.full(size, -1, dtype=np.int32)
             table[codes] = rows
             # With a repeated code only one of its rows is in the table, so the others do not read back.
-            self.duplicate_rows: IndexArray = np.flatnonzero(table[codes] != rows)
+            self.duplicate_rows = np.flatnonzero(table[codes] != rows)
             self._table = table
             return
-        if len(codes) > 1 and not bool((codes[1:] > codes[:-1]).all()):
-            self._order = np.argsort(codes, kind="stable")
-            codes = codes[self._order]
+        self._order = np.argsort(codes, kind="stable")
+        codes = codes[self._order]
         repeats = np.flatnonzero(codes[1:] == codes[:-1]) + 1
-        self.duplicate_rows = repeats if self._order is None else self._order[repeats]
+        self.duplicate_rows = self._order[repeats]
         self._sorted = codes
 
     def lookup(self, codes: IntArray) -> IndexArray:
@@ -132,7 +141,7 @@ class KeyIndex:
         if len(self.duplicate_rows):
             raise ValueError("cannot look up keys in a frame with duplicated keys")
         if self._table is not None:
-            return self._table[codes]
+            return self._table[codes].astype(np.intp)
         if len(self._sorted) == 0:
             return np.full(len(codes), -1, dtype=np.intp)
         at = np.minimum(np.searchsorted(self._sorted, codes), len(self._sorted) - 1)
@@ -258,6 +267,7 @@ def compute_delta(
     changed = positions < 0
     matched_rows = np.flatnonzero(~changed)
     matched_previous = positions[matched_rows]
+    del positions  # the peak is reached below, with the feature columns gathered
     differs = np.zeros(len(matched_rows), dtype=bool)
     for feature in features:
         differs |= _differs(

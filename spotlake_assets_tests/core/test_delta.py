@@ -203,6 +203,17 @@ def test_key_index_lookup_and_duplicates(size: int) -> None:
     assert list(KeyIndex(np.array([5, 2, 5], dtype=np.int64), size).duplicate_rows) in ([0], [2])
 
 
+@pytest.mark.parametrize("size", [10, 10**9])
+def test_key_index_over_sorted_codes_searches_them_in_place(size: int) -> None:
+    codes = np.array([1, 4, 6, 9], dtype=np.int64)
+    index = KeyIndex(codes, size)
+    assert list(index.lookup(np.array([0, 1, 5, 6, 9], dtype=np.int64))) == [-1, 0, -1, 2, 3]
+    # Sorted but with a repeat is not strictly increasing: the repeat must still be found.
+    assert list(KeyIndex(np.array([1, 4, 4, 9], dtype=np.int64), size).duplicate_rows) in ([1], [2])
+    with pytest.raises(ValueError, match="duplicated"):
+        KeyIndex(np.array([2, 2], dtype=np.int64), size).lookup(np.array([2], dtype=np.int64))
+
+
 def test_encode_keys_orders_like_the_key_tuples_and_matches_nulls() -> None:
     left = pd.DataFrame({"a": ["b", "a", None, "a"], "b": ["x", "y", "x", "x"]})
     right = pd.DataFrame({"a": pd.Categorical(["a", None]), "b": ["y", "x"]})
