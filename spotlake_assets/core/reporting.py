@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from spotlake_assets.core.metrics import Stopwatch, peak_rss_mib
+from spotlake_assets.core.metrics import Stopwatch
 
 
 def run_metadata(
@@ -23,7 +23,7 @@ def run_metadata(
     metadata: dict[str, Any] = {
         "rows": dg.MetadataValue.int(rows),
         "duration_s": dg.MetadataValue.float(watch.seconds()),
-        "peak_rss_mib": dg.MetadataValue.float(peak_rss_mib()),
+        "peak_rss_mib": dg.MetadataValue.float(watch.peak_rss_mib()),
         "api_calls": dg.MetadataValue.int(api_calls),
         "simulated": dg.MetadataValue.bool(simulated),
     }

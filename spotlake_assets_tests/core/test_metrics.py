@@ -12,7 +12,8 @@ from spotlake_assets.core.metrics import (
     current_rss_mib,
     peak_rss_mib,
     release_freed_memory,
-    reset_peak_rss,
+    section_peak_rss_mib,
+    start_rss_section,
 )
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -36,16 +37,37 @@ def test_current_rss_follows_an_allocation() -> None:
 
 
 @linux_only
-def test_reset_peak_restarts_the_high_water_mark_from_now() -> None:
+def test_a_section_restarts_the_high_water_mark_but_not_the_process_peak() -> None:
     block = np.ones(64 * 1024 * 1024 // 8)
     high = peak_rss_mib()
     del block
-    assert reset_peak_rss() is True
+    assert start_rss_section() is True
     now = current_rss_mib()
     assert now is not None
-    # The 64 MiB block is gone, so the new high-water mark sits at today's RSS, well under the old one.
-    assert peak_rss_mib() < high - 40
-    assert peak_rss_mib() <= now + 8
+    # The 64 MiB block is gone: the section's peak sits at today's RSS, well under the old high-water mark,
+    # while the process peak still remembers it.
+    assert section_peak_rss_mib() < high - 40
+    assert section_peak_rss_mib() <= now + 8
+    assert peak_rss_mib() >= high
+
+
+@linux_only
+def test_a_section_sees_its_own_allocations() -> None:
+    start_rss_section()
+    before = section_peak_rss_mib()
+    block = np.ones(48 * 1024 * 1024 // 8)
+    assert section_peak_rss_mib() > before + 40
+    del block
+
+
+@linux_only
+def test_a_stopwatch_reports_the_peak_since_it_started() -> None:
+    block = np.ones(64 * 1024 * 1024 // 8)
+    high = peak_rss_mib()
+    del block
+    watch = Stopwatch()
+    assert watch.peak_rss_mib() < high - 40
+    assert peak_rss_mib() >= high
 
 
 @linux_only
