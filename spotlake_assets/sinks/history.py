@@ -125,11 +125,15 @@ def table_bytes(table: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
-def read_table(reader: LakeReader, key: str) -> pa.Table:
+def parse_table(data: bytes, location: str) -> pa.Table:
     try:
-        return normalize_table(pq.read_table(io.BytesIO(reader.read_bytes(key))))
+        return normalize_table(pq.read_table(io.BytesIO(data)))
     except (pa.ArrowException, OSError) as exc:
-        raise CorruptLakeFile(reader.location(key), f"not a readable Parquet file ({exc})") from exc
+        raise CorruptLakeFile(location, f"not a readable Parquet file ({exc})") from exc
+
+
+def read_table(reader: LakeReader, key: str) -> pa.Table:
+    return parse_table(reader.read_bytes(key), reader.location(key))
 
 
 # --- per-window writes ----------------------------------------------------------------------------------
@@ -314,8 +318,9 @@ def compact_day(
         raise EmptyDay(
             f"no {provider} history windows for {day_key} under {lake.location(window_prefix(provider, day))}"
         )
+    # One GET per window file: its size is reported, then it is parsed from the same bytes.
     payloads = [lake.read_bytes(k) for k in keys]
-    tables = [read_table(lake, k) for k in keys]
+    tables = [parse_table(data, lake.location(k)) for k, data in zip(keys, payloads, strict=True)]
     merged = sort_history(pa.concat_tables(tables, promote_options="default"), key_columns)
     data = table_bytes(merged)
     digest = hashlib.sha256(data).hexdigest()

@@ -220,12 +220,12 @@ def test_jobs_and_schedules_run_the_day_and_a_window(local_lake: LocalLake) -> N
     assert "SPS requests" in lines[0] and lines[2].startswith(f"  {WINDOWS[0]}")
     assert str(metadata(window, "azure/sps")["api_calls"]) in lines[2]
     tick = datetime(2026, 3, 1, 23, 55, tzinfo=UTC)
-    schedule = defs.get_schedule_def("azure_workload_schedule")
+    schedule = defs.resolve_schedule_def("azure_workload_schedule")
     repository = defs.get_repository_def()
     with dg.build_schedule_context(scheduled_execution_time=tick, repository_def=repository) as context:
         request = schedule.evaluate_tick(context).run_requests[0]  # type: ignore[index]
     assert (request.partition_key, request.run_key) == ("2026-03-02", "azure-workload-2026-03-02")
-    window_schedule = defs.get_schedule_def("azure_window_schedule")
+    window_schedule = defs.resolve_schedule_def("azure_window_schedule")
     tick = datetime(2026, 3, 1, 0, 10, tzinfo=UTC)
     with dg.build_schedule_context(scheduled_execution_time=tick, repository_def=repository) as context:
         request = window_schedule.evaluate_tick(context).run_requests[0]  # type: ignore[index]

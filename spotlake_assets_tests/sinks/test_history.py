@@ -151,6 +151,28 @@ def test_compaction_merges_a_day_and_publishes_it(local_lake: LocalLake) -> None
     assert {k: local_lake.read_bytes(k) for k in local_lake.list_keys("history_daily/")} == before
 
 
+class CountingLake(LocalLake):
+    """A lake that counts reads per key (each is a GET on S3)."""
+
+    def model_post_init(self, context: object) -> None:
+        super().model_post_init(context)
+        self._reads: dict[str, int] = {}
+
+    def read_bytes(self, key: str) -> bytes:
+        self._reads[key] = self._reads.get(key, 0) + 1
+        return super().read_bytes(key)
+
+
+def test_compaction_reads_each_window_file_once(tmp_path: Path) -> None:
+    lake = CountingLake(root=str(tmp_path))
+    write_windows(lake, [0, 10, 20])
+    lake._reads.clear()
+    done = compact_day(lake, "aws", DAY, KEY_COLUMNS)
+    windows = {k: n for k, n in lake._reads.items() if k.startswith("history/")}
+    assert windows == {keys.history_key("aws", wkey(m)): 1 for m in (0, 10, 20)}
+    assert done.input_bytes == sum(len(lake.read_bytes(k)) for k in windows)
+
+
 def test_a_late_window_is_read_until_a_recompaction_publishes_a_new_file(local_lake: LocalLake) -> None:
     write_windows(local_lake, [0, 10])
     first = compact_day(local_lake, "aws", DAY, KEY_COLUMNS)
