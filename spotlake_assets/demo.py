@@ -15,15 +15,12 @@ from typing import Any
 
 import dagster as dg
 
+from spotlake_assets.aws.demo import aws_summary_lines
 from spotlake_assets.azure.demo import azure_summary_lines
 from spotlake_assets.core.metrics import peak_rss_mib
+from spotlake_assets.core.summary import metadata_value
 from spotlake_assets.core.windows import WINDOW, window_key
 from spotlake_assets.environment import environment_name, spotlake_home
-
-
-def _value(metadata: dict[str, Any], name: str) -> Any:
-    entry = metadata.get(name)
-    return getattr(entry, "value", entry)
 
 
 def _run(job: Any, partition_key: str, instance: dg.DagsterInstance) -> dict[str, dict[str, Any]]:
@@ -36,8 +33,9 @@ def _run(job: Any, partition_key: str, instance: dg.DagsterInstance) -> dict[str
         metadata = dict(materialization.metadata)
         by_asset[name] = metadata
         print(
-            f"    {name:<28} rows={_value(metadata, 'rows'):>7}  "
-            f"{_value(metadata, 'duration_s'):>6.2f}s  api_calls={_value(metadata, 'api_calls')}"
+            f"    {name:<28} rows={metadata_value(metadata, 'rows'):>7}  "
+            f"{metadata_value(metadata, 'duration_s', 0.0):>6.2f}s  "
+            f"api_calls={metadata_value(metadata, 'api_calls')}"
         )
     status = "ok" if result.success else "FAILED"
     elapsed = time.perf_counter() - started
@@ -90,31 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         windows.append((key, _run(window_job, key, instance)))
         azure_windows.append((key, _run(azure_window_job, key, instance)))
 
-    workload = daily["aws/workload"]
     lake = home / "lake"
     print("\nSummary")
-    queries, bound = _value(workload, "queries"), _value(workload, "lower_bound")
-    groups, solve = _value(workload, "credential_groups"), _value(workload, "solve_seconds")
-    print(f"  aws workload: {queries} SPS queries (lower bound {bound}), {groups} credential groups,", end="")
-    print(f" solved in {solve:.2f}s")
-    print(f"  on-demand prices: {_value(daily['aws/ondemand_price'], 'rows')} rows")
-    print(
-        "  window            capacity  sps rows  merged rows  changed  removed"
-        "  queries  resumed  creds  rotations"
-    )
-    for key, assets in windows:
-        sps, merged, delta = assets["aws/sps"], assets["aws/merged"], assets["aws/delta"]
-        print(
-            f"  {key}  {_value(sps, 'target_capacity'):>8}  {_value(sps, 'rows'):>8}"
-            f"  {_value(merged, 'rows'):>11}  {_value(delta, 'changed_rows'):>7}"
-            f"  {_value(delta, 'removed_rows'):>7}  {_value(sps, 'api_calls'):>7}"
-            f"  {_value(sps, 'groups_resumed'):>7}  {_value(sps, 'credentials_used'):>5}"
-            f"  {_value(sps, 'credential_rotations'):>9}"
-        )
-    print(
-        "  (changed counts are high until the T2/T3 ladder has seen one whole capacity cycle of 11 windows;"
-        " 'resumed' groups came from checkpoints, so a rerun spends no quota)"
-    )
+    print("\n".join(aws_summary_lines(daily, windows)))
     print("\n".join(azure_summary_lines(azure_daily, azure_windows)))
     print(f"  wall time {time.perf_counter() - started:.1f}s, peak RSS {peak_rss_mib():.0f} MiB")
     print(f"  lake:        {lake}")

@@ -7,14 +7,9 @@ jobs, collects each run's materialization metadata by asset key, and prints thes
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-Metadata = Mapping[str, Any]
-
-
-def _value(metadata: Metadata, name: str, default: Any = "-") -> Any:
-    entry = metadata.get(name, default)
-    return getattr(entry, "value", entry)
+from spotlake_assets.core.summary import Metadata
+from spotlake_assets.core.summary import metadata_value as _value
 
 
 def azure_summary_lines(
