@@ -26,7 +26,14 @@ from spotlake_assets.azure.credentials import AzureCredentials
 from spotlake_assets.azure.merge import merge_snapshot
 from spotlake_assets.azure.models import AuthenticationFailed, Endpoint, PricePageFailed, TransientError
 from spotlake_assets.azure.resources import AzureApi
-from spotlake_assets.azure.workload import plan_requests, requests_from_frame, workload_frame
+from spotlake_assets.azure.workload import (
+    plan_requests,
+    planned_pairs,
+    planned_universe,
+    requests_from_frame,
+    uncovered_pairs,
+    workload_frame,
+)
 from spotlake_assets.core.metrics import Stopwatch
 from spotlake_assets.core.partitions import collection_partitions, workload_partitions
 from spotlake_assets.core.pipeline import ProviderSpec, build_change_assets, read_previous_merged
@@ -55,14 +62,6 @@ UNOBSERVABLE = (
     " for it (a backfill of merged/delta rebuilds from what the lake already holds)"
 )
 EXAMPLES = 20
-
-
-def universe_key(day: str) -> str:
-    return keys.workload_key(PROVIDER, day).replace("workload.parquet", "universe.parquet")
-
-
-def endpoints_key(day: str) -> str:
-    return keys.workload_key(PROVIDER, day).replace("workload.parquet", "sps_locations.parquet")
 
 
 def _day_moment(day: str) -> datetime:
@@ -95,21 +94,20 @@ def azure_workload(
     login = azure_credentials.load()
     prices = collect_prices(azure_api, _day_moment(day))
     invalid = InvalidRegistry(lake).load()
-    universe = prices.frame[["InstanceTier", "InstanceType", "Region", "RegionName"]].copy()
-    sku = universe["InstanceTier"] + "_" + universe["InstanceType"]
-    universe["Planned"] = ~(universe["Region"].isin(list(invalid.regions)) | sku.isin(list(invalid.sizes)))
-    pairs = list(zip(universe["Region"][universe["Planned"]], sku[universe["Planned"]], strict=True))
+    universe = planned_universe(prices.frame, invalid.regions, invalid.sizes)
+    pairs = planned_pairs(universe)
     plan = plan_requests(pairs)
     locations = azure_api.sps_locations(login)
     frame = workload_frame(plan)
-    write_frame(lake, universe_key(day), universe[list(UNIVERSE_COLUMNS)])
+    write_frame(lake, keys.workload_universe_key(PROVIDER, day), universe)
     write_frame(
-        lake, endpoints_key(day), pd.DataFrame({"Location": locations}, columns=list(ENDPOINT_COLUMNS))
+        lake,
+        keys.sps_locations_key(PROVIDER, day),
+        pd.DataFrame({"Location": locations}, columns=list(ENDPOINT_COLUMNS)),
     )
     key = keys.workload_key(PROVIDER, day)
     write_frame(lake, key, frame)
-    covered = {(r, s) for q in plan.requests for r in q.regions for s in q.sizes}
-    missing = [p for p in pairs if p not in covered]
+    missing = uncovered_pairs(plan, pairs)
     return dg.MaterializeResult(
         metadata=run_metadata(
             watch,
@@ -184,8 +182,8 @@ def azure_sps(
         return
     day = day_key_of_window(pk)
     requests = requests_from_frame(read_frame(lake, keys.workload_key(PROVIDER, day), WORKLOAD_COLUMNS))
-    universe = read_frame(lake, universe_key(day), UNIVERSE_COLUMNS)
-    locations = read_frame(lake, endpoints_key(day), ENDPOINT_COLUMNS)["Location"].tolist()
+    universe = read_frame(lake, keys.workload_universe_key(PROVIDER, day), UNIVERSE_COLUMNS)
+    locations = read_frame(lake, keys.sps_locations_key(PROVIDER, day), ENDPOINT_COLUMNS)["Location"].tolist()
     login = azure_credentials.load()
     endpoints = [Endpoint(s, loc) for s in login.subscriptions for loc in locations]
     budget = EndpointBudget(lake)
@@ -330,7 +328,8 @@ def azure_price(
     if not azure_api.observes_past and not observable_now(pk, datetime.now(UTC)):
         yield from skip_unobserved(context, PRICE, ["all_regions_priced"], UNOBSERVABLE)
         return
-    regions = sorted(set(read_frame(lake, universe_key(day_key_of_window(pk)), UNIVERSE_COLUMNS)["Region"]))
+    universe_key = keys.workload_universe_key(PROVIDER, day_key_of_window(pk))
+    regions = sorted(set(read_frame(lake, universe_key, UNIVERSE_COLUMNS)["Region"]))
     try:
         result = collect_prices(azure_api, window_start(pk), regions)
     except PricePageFailed as exc:

@@ -30,7 +30,12 @@ import numpy as np
 import pandas as pd
 from ortools.sat.python import cp_model
 
-from spotlake_assets.azure.constants import MAX_LOCATIONS_PER_REQUEST, MAX_SIZES_PER_REQUEST, WORKLOAD_COLUMNS
+from spotlake_assets.azure.constants import (
+    MAX_LOCATIONS_PER_REQUEST,
+    MAX_SIZES_PER_REQUEST,
+    UNIVERSE_COLUMNS,
+    WORKLOAD_COLUMNS,
+)
 from spotlake_assets.azure.models import SpsRequest
 
 log = logging.getLogger(__name__)
@@ -188,6 +193,29 @@ def _chunks(items: Sequence[str], size: int) -> list[tuple[str, ...]]:
         out.append(tuple(items[start:end]))
         start = end
     return out
+
+
+def planned_universe(
+    prices: pd.DataFrame, invalid_regions: Iterable[str], invalid_sizes: Iterable[str]
+) -> pd.DataFrame:
+    """The day's (tier, size, region) universe from the price frame (``UNIVERSE_COLUMNS``): ``Planned`` is
+    False where the SPS API has rejected the region or the ARM SKU (``<tier>_<size>``) before."""
+    universe = prices[["InstanceTier", "InstanceType", "Region", "RegionName"]].copy()
+    sku = universe["InstanceTier"] + "_" + universe["InstanceType"]
+    universe["Planned"] = ~(universe["Region"].isin(list(invalid_regions)) | sku.isin(list(invalid_sizes)))
+    return universe[list(UNIVERSE_COLUMNS)]
+
+
+def planned_pairs(universe: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (region, ARM SKU) pairs to score: the planned rows of :func:`planned_universe`."""
+    planned = universe[universe["Planned"]]
+    return list(zip(planned["Region"], planned["InstanceTier"] + "_" + planned["InstanceType"], strict=True))
+
+
+def uncovered_pairs(plan: WorkloadPlan, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The ``pairs`` no request of ``plan`` scores (empty for a correct plan; an asset check reads it)."""
+    covered = {(r, s) for q in plan.requests for r in q.regions for s in q.sizes}
+    return [p for p in pairs if p not in covered]
 
 
 def plan_requests(

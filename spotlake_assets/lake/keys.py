@@ -18,6 +18,16 @@ def workload_key(provider: str, day_key: str) -> str:
     return f"rawdata/{provider}/workloads/{_day_path(day_key)}/workload.parquet"
 
 
+def workload_universe_key(provider: str, day_key: str) -> str:
+    """The (tier, size, region) universe the day's workload was planned from, with what was left out."""
+    return f"rawdata/{provider}/workloads/{_day_path(day_key)}/universe.parquet"
+
+
+def sps_locations_key(provider: str, day_key: str) -> str:
+    """The locations the day's SPS requests may be sent from."""
+    return f"rawdata/{provider}/workloads/{_day_path(day_key)}/sps_locations.parquet"
+
+
 def sps_key(provider: str, partition_key: str, capacity: int) -> str:
     day, hm = _window_parts(partition_key)
     return f"rawdata/{provider}/sps/{day}/{hm}_sps_{capacity}.parquet"

@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from spotlake_assets.azure.assets import azure_assets, endpoints_key, universe_key
+from spotlake_assets.azure.assets import azure_assets
 from spotlake_assets.azure.budget import EndpointBudget
 from spotlake_assets.azure.constants import FEATURE_COLUMNS, KEY_COLUMNS, MERGED_COLUMNS
 from spotlake_assets.azure.credentials import AzureCredentials, simulated_login
@@ -97,7 +97,7 @@ def test_day_then_windows_end_to_end(day_built: LocalLake) -> None:
         assert lake.exists(keys.sps_key("azure", window, capacity_for_window(window)))
         sps = metadata(result, "azure/sps")
         assert sps["simulated"] is True and sps["uncovered_requests"] == 0
-        endpoints = SUBSCRIPTIONS * len(read_frame(lake, endpoints_key(DAY)))
+        endpoints = SUBSCRIPTIONS * len(read_frame(lake, keys.sps_locations_key("azure", DAY)))
         assert 0 < sps["budget_used"] <= 9 * endpoints
     merged = read_frame(lake, keys.merged_key("azure", WINDOWS[-1]))
     assert tuple(merged.columns) == MERGED_COLUMNS and not merged.duplicated(list(KEY_COLUMNS)).any()
@@ -138,7 +138,7 @@ def test_rerunning_a_window_spends_no_calls_and_duplicates_nothing(day_built: Lo
 
 def test_budget_exhaustion_materializes_what_was_collected_and_names_the_rest(day_built: LocalLake) -> None:
     lake = day_built
-    locations = read_frame(lake, endpoints_key(DAY))["Location"]
+    locations = read_frame(lake, keys.sps_locations_key("azure", DAY))["Location"]
     login = simulated_login(SUBSCRIPTIONS, 11)
     endpoints = [Endpoint(s, loc) for s in login.subscriptions for loc in locations]
     # Earlier windows used all but 6 calls of the hour.
@@ -166,7 +166,7 @@ def test_next_day_plan_excludes_learned_invalid_values(day_built: LocalLake) -> 
     assert metadata(tomorrow, "azure/workload")["excluded_pairs"] > 0
     requests = requests_from_frame(read_frame(lake, keys.workload_key("azure", "2026-03-02")))
     assert not invalid & {v for r in requests for v in (*r.regions, *r.sizes)}
-    universe = read_frame(lake, universe_key("2026-03-02"))
+    universe = read_frame(lake, keys.workload_universe_key("azure", "2026-03-02"))
     assert not universe.loc[universe["Region"] == "jioindiacentral", "Planned"].any()
 
 

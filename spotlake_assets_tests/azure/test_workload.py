@@ -7,11 +7,15 @@ import random
 import pandas as pd
 import pytest
 
+from spotlake_assets.azure.constants import UNIVERSE_COLUMNS
 from spotlake_assets.azure.workload import (
     EmptyUniverse,
     lower_bound,
     plan_requests,
+    planned_pairs,
+    planned_universe,
     requests_from_frame,
+    uncovered_pairs,
     workload_frame,
 )
 
@@ -85,3 +89,29 @@ def test_workload_frame_round_trips_and_is_validated() -> None:
         requests_from_frame(broken)
     with pytest.raises(ValueError, match="missing columns"):
         requests_from_frame(pd.DataFrame({"RequestId": [0]}))
+
+
+def test_the_universe_leaves_out_what_the_api_rejected_and_says_so() -> None:
+    prices = pd.DataFrame(
+        {
+            "InstanceTier": ["Standard", "Standard", "Standard", "Basic"],
+            "InstanceType": ["D2s_v5", "D4s_v5", "D2s_v5", "A1"],
+            "Region": ["eastus", "eastus", "westeurope", "eastus"],
+            "RegionName": ["US East", "US East", "EU West", "US East"],
+            "SpotPrice": [0.01, 0.02, 0.01, 0.005],
+        }
+    )
+    universe = planned_universe(
+        prices, invalid_regions=["westeurope"], invalid_sizes={"Standard_D4s_v5": "x"}
+    )
+    assert list(universe.columns) == list(UNIVERSE_COLUMNS)
+    assert universe["Planned"].tolist() == [True, False, False, True]
+    assert planned_pairs(universe) == [("eastus", "Standard_D2s_v5"), ("eastus", "Basic_A1")]
+
+
+def test_uncovered_pairs_names_what_no_request_scores() -> None:
+    pairs = universe(3, regions=12, sizes=14, density=0.6)
+    plan = plan_requests(pairs)
+    assert uncovered_pairs(plan, pairs) == []
+    extra = ("region99", "Standard_S999")
+    assert uncovered_pairs(plan, [*pairs, extra]) == [extra]
