@@ -14,9 +14,11 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +83,28 @@ class LakeResource(dg.ConfigurableResource, ABC):  # type: ignore[type-arg]
     def location(self, key: str) -> str:
         """A human-readable address of ``key`` (a path or an s3:// URL)."""
 
+    @abstractmethod
+    def move_aside(self, key: str, reason: str) -> str:
+        """Move a damaged object out of the way (to `quarantine/<key>.<UTC timestamp>`) so the state it held
+        is rebuilt instead of failing every rerun; returns where it went. Missing objects are not an error."""
+
+    def sweep_temp_files(self, prefix: str = "", older_than_s: float = 600.0) -> list[str]:
+        """Remove temporary files that a killed writer left behind; returns what was removed. S3 writes are
+        single PUTs, so only the local lake has any."""
+        return []
+
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
+
+
+QUARANTINE_PREFIX = "quarantine/"
+# Temporary files of `LocalLake.write_bytes`: hidden, named after the object, suffixed `.tmp`.
+_TEMP_SUFFIX = ".tmp"
+
+
+def quarantine_key(key: str, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{QUARANTINE_PREFIX}{key}.{stamp}"
 
 
 def _etag(data: bytes) -> str:
@@ -136,7 +158,7 @@ class LocalLake(LakeResource):
     ) -> StoredObject:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX)
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -160,6 +182,34 @@ class LocalLake(LakeResource):
         finally:
             tmp.unlink(missing_ok=True)
         return StoredObject(key, _etag(data))
+
+    def move_aside(self, key: str, reason: str) -> str:
+        target_key = quarantine_key(key)
+        target = self._path(target_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._path(key).replace(target)
+        except FileNotFoundError:
+            return ""
+        target.with_name(target.name + ".reason.txt").write_text(reason + "\n")
+        return str(target)
+
+    def sweep_temp_files(self, prefix: str = "", older_than_s: float = 600.0) -> list[str]:
+        root = Path(self.root)
+        base = root / prefix
+        search = base if base.is_dir() else base.parent
+        if not search.is_dir():
+            return []
+        cutoff = time.time() - older_than_s
+        removed: list[str] = []
+        for path in search.rglob(f".*{_TEMP_SUFFIX}"):
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(str(path))
+            except FileNotFoundError:
+                continue  # a concurrent sweep or a writer finishing got there first
+        return sorted(removed)
 
     def list_keys(self, prefix: str, start_after: str | None = None) -> list[str]:
         root = Path(self.root)
@@ -266,6 +316,24 @@ class S3Lake(LakeResource):
                 raise PreconditionFailed(self.location(key), detail) from None
             raise
         return StoredObject(key, str(response["ETag"]).strip('"'))
+
+    def move_aside(self, key: str, reason: str) -> str:
+        target = quarantine_key(key)
+        client = self.client()
+        try:
+            client.copy_object(
+                Bucket=self.bucket,
+                Key=target,
+                CopySource={"Bucket": self.bucket, "Key": key},
+                Metadata={"spotlake-reason": reason[:1000].encode("ascii", "replace").decode()},
+                MetadataDirective="REPLACE",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return ""
+            raise
+        client.delete_object(Bucket=self.bucket, Key=key)
+        return self.location(target)
 
     def list_keys(self, prefix: str, start_after: str | None = None) -> list[str]:
         paginator = self.client().get_paginator("list_objects_v2")

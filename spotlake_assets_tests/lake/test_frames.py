@@ -28,3 +28,19 @@ def test_missing_columns_are_named(local_lake: LocalLake) -> None:
     write_frame(local_lake, "k.parquet", pd.DataFrame({"InstanceType": ["m5.large"]}))
     with pytest.raises(CorruptLakeFile, match="SPS"):
         read_frame(local_lake, "k.parquet", ("InstanceType", "SPS"))
+
+
+def test_a_damaged_checkpoint_is_moved_aside_not_fatal(local_lake: LocalLake) -> None:
+    import pandas as pd
+
+    from spotlake_assets.lake.frames import read_checkpoint, write_frame
+
+    key = "state/aws/sps_checkpoints/2026/01/01/00-00/g.parquet"
+    assert read_checkpoint(local_lake, key).frame is None
+    local_lake.write_bytes(key, b"")
+    damaged = read_checkpoint(local_lake, key, ("SPS",))
+    assert damaged.frame is None and "quarantine/" in damaged.moved_aside
+    assert not local_lake.exists(key)
+    write_frame(local_lake, key, pd.DataFrame({"SPS": [3]}), create_only=True)
+    assert read_checkpoint(local_lake, key, ("SPS",)).frame is not None
+    assert read_checkpoint(local_lake, key, ("Missing",)).frame is None

@@ -94,3 +94,37 @@ def test_test_environment_refuses_one_bucket_for_both(moto_s3: None) -> None:
     lake = S3Lake(bucket="spotlake-read", config_bucket="spotlake-read", require_distinct_buckets=True)
     with pytest.raises(ReadOnlyLocation, match="both"):
         lake.write_bytes("rawdata/x.parquet", b"data")
+
+
+def test_move_aside_quarantines_a_damaged_object(lake: LakeResource) -> None:
+    lake.write_bytes("state/aws/sps_checkpoints/x.parquet", b"")
+    moved = lake.move_aside("state/aws/sps_checkpoints/x.parquet", "empty file")
+    assert "quarantine/state/aws/sps_checkpoints/x.parquet." in moved
+    assert not lake.exists("state/aws/sps_checkpoints/x.parquet")
+    assert [k for k in lake.list_keys("quarantine/") if not k.endswith(".reason.txt")] == [
+        moved.split("/", 3)[-1] if moved.startswith("s3://") else str(Path(moved).relative_to(_root(lake)))
+    ]
+    # The object is free again for a create-only rewrite.
+    lake.write_bytes("state/aws/sps_checkpoints/x.parquet", b"good", create_only=True)
+    assert lake.move_aside("state/absent.json", "gone") == ""
+
+
+def _root(lake: LakeResource) -> Path:
+    assert isinstance(lake, LocalLake)
+    return Path(lake.root)
+
+
+def test_sweep_removes_only_stale_temporary_files(local_lake: LocalLake) -> None:
+    import os
+    import time
+
+    local_lake.write_bytes("state/a/b.parquet", b"x")
+    folder = Path(local_lake.root) / "state" / "a"
+    stale = folder / ".b.parquet.abc123.tmp"
+    fresh = folder / ".b.parquet.def456.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"in flight")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    assert local_lake.sweep_temp_files("state/", older_than_s=600) == [str(stale)]
+    assert fresh.exists() and (folder / "b.parquet").exists()
