@@ -9,6 +9,7 @@ from spotlake_assets.azure.schedules import azure_automation, azure_jobs
 from spotlake_assets.batch_launcher.sensors import batch_sensors
 from spotlake_assets.core.alerts import run_failure_alert
 from spotlake_assets.core.freshness import build_delta_freshness
+from spotlake_assets.core.run_health import build_dead_run_sensor
 from spotlake_assets.environment import environment_name, resources_for
 from spotlake_assets.monitoring.assets import collector_stats
 
@@ -25,12 +26,15 @@ def build_definitions() -> dg.Definitions:
         target=dg.AssetSelection.key_prefixes(["history_daily"]),
         default_status=dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED,
     )
+    # Locally every run worker is on this host, so one whose process is gone can be proven dead and reaped
+    # (freeing its pool slots); in production run monitoring asks the Batch launcher instead.
+    run_health = [] if running else [build_dead_run_sensor()]
     return dg.Definitions(
         assets=[*aws_assets, *azure_assets, collector_stats],
         asset_checks=[check for check, _ in freshness],
         jobs=[*aws_jobs, *azure_jobs],
         schedules=[*aws_schedules, *azure_schedules, *(schedule for _, schedule in freshness)],
-        sensors=[*aws_sensors, *azure_sensors, compaction, run_failure_alert, *batch_sensors],
+        sensors=[*aws_sensors, *azure_sensors, compaction, run_failure_alert, *batch_sensors, *run_health],
         resources=resources_for(),
         # One process per run: steps share the process's memory and imports, and a run is one Batch container.
         executor=dg.in_process_executor,

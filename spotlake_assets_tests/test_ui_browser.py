@@ -1,6 +1,10 @@
 """The Dagster UI in a real browser: `dagster dev` on a temporary home, driven by Playwright in Debian's
 chromium. Opens the asset graph, materializes one SPS partition, backfills three merged windows, and saves
-screenshots under test-output/ui/."""
+screenshots under test-output/ui/ (and, when a test fails, the page as it was under that test's tmp path).
+
+Overlays (the first-visit community dialog appears late and intercepted a click once) are dismissed by a
+Playwright locator handler before every action; every action uses auto-waiting locators. Also here: the
+`make chromium` step fails, instead of letting this test skip, when it runs as root and cannot install."""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from spotlake_assets_tests.conftest import failed
+
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-output" / "ui"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -39,10 +45,49 @@ SPS_WINDOW = f"{DAY}-01:00"
 MERGE_WINDOWS = [f"{DAY}-01:10", f"{DAY}-01:20", f"{DAY}-01:30"]
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip playwright is not installed")
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        "Debian chromium is not installed (make test installs it when it can)", allow_module_level=True
+
+
+def _fake_tool(folder: Path, name: str, script: str) -> None:
+    tool = folder / name
+    tool.write_text(f"#!/bin/sh\n{script}\n")
+    tool.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("uid", "code", "message"),
+    [
+        ("0", 2, "chromium could not be installed (apt-get failed): the browser test cannot run"),
+        ("1000", 0, "chromium is missing and cannot be installed without root: the browser test will skip"),
+    ],
+    ids=["root: fails", "no root, no sudo: skips"],
+)
+def test_make_chromium_fails_as_root_when_chromium_cannot_be_installed(
+    tmp_path: Path, uid: str, code: int, message: str
+) -> None:
+    # A PATH with no chromium, no sudo, a fixed `id -u` and an apt-get that fails (as offline).
+    _fake_tool(tmp_path, "id", f"echo {uid}")
+    _fake_tool(tmp_path, "apt-get", "echo 'E: Unable to locate package chromium' >&2; exit 100")
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    done = subprocess.run(
+        [make, "-s", "--no-print-directory", "chromium"],
+        cwd=ROOT,
+        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
+    assert done.returncode == code, done.stdout + done.stderr
+    assert message in done.stdout + done.stderr
+
+
+def require_chromium() -> None:
+    # `make test` installs chromium first and fails when it cannot as root; a skip remains for the rest.
+    if not Path(CHROMIUM).exists():
+        pytest.skip(
+            "Debian chromium is not installed (make test installs it when it runs as root or with sudo)"
+        )
 
 
 def free_port() -> int:
@@ -63,6 +108,7 @@ def graphql(base: str, query: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_chromium()
     home = tmp_path_factory.mktemp("ui")
     dagster_home = home / "dagster_home"
     dagster_home.mkdir()
@@ -115,24 +161,46 @@ def page(dagster_dev: str) -> Iterator[Any]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         tab = browser.new_page(viewport={"width": 1400, "height": 900})
         tab.set_default_timeout(60_000)
+        # The first-visit community dialog renders some time after the page settles, so a check right after
+        # loading can miss it and its overlay then intercepts the next click. The handler runs before every
+        # action and auto-waiting check, whenever the dialog is visible.
+        tab.add_locator_handler(
+            tab.get_by_role("button", name="Skip", exact=True), lambda skip: skip.click(), no_wait_after=True
+        )
         yield tab
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """A failed browser test leaves the page as it was (screenshot and HTML) under its tmp path."""
+    yield
+    if "page" not in request.fixturenames or not failed(request):
+        return
+    page = request.getfixturevalue("page")
+    shot, html = tmp_path / "failure.png", tmp_path / "failure.html"
+    try:
+        page.screenshot(path=str(shot), full_page=True)
+        html.write_text(page.content())
+    except playwright.Error as exc:  # a crashed browser must not hide the test's own failure
+        sys.stderr.write(f"no failure screenshot: {exc}\n")
+        return
+    # The teardown's captured output is shown with the failure report.
+    sys.stderr.write(f"page at failure ({page.url}): {shot} and {html}\n")
 
 
 def open_page(page: Any, url: str) -> None:
     page.goto(url)
     page.wait_for_load_state("networkidle")
-    skip = page.get_by_role("button", name="Skip")
-    if skip.count():  # the first-visit community dialog
-        skip.click()
 
 
 def launch_from_asset(page: Any, base: str, asset_path: str, selection: str, button: str) -> None:
     open_page(page, f"{base}/assets/{asset_path}")
     page.get_by_role("button", name="Materialize…").click()
-    dialog = page.get_by_role("dialog")
+    # The launch dialog, not any other dialog that may be open (its button only reads `button` once the
+    # selection is typed, so the title identifies it).
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
     box = dialog.locator("input:not([type=checkbox])").first
-    box.click()
     box.fill(selection)
     box.press("Enter")
     dialog.get_by_role("button", name=button).click()

@@ -12,6 +12,7 @@ from spotlake_assets.aws.collectors.catalogue import collect_catalogue
 from spotlake_assets.aws.collectors.interruption_frequency import (
     MalformedAdvisorDocument,
     collect_interruption_frequency,
+    uncovered_regions,
 )
 from spotlake_assets.aws.collectors.ondemand_price import collect_ondemand_prices
 from spotlake_assets.aws.collectors.spot_price import collect_spot_prices
@@ -27,10 +28,16 @@ from spotlake_assets.aws.constants import (
     WORKLOAD_COLUMNS,
 )
 from spotlake_assets.aws.credentials import AwsCredentialPool, CredentialLedger
-from spotlake_assets.aws.merge import merge_snapshot
-from spotlake_assets.aws.models import AvailabilityZone, AwsApiError
+from spotlake_assets.aws.merge import merge_snapshot_with_report
+from spotlake_assets.aws.models import AvailabilityZone, AwsApiError, DownloadFailed, SpsQuery
 from spotlake_assets.aws.resources import AwsApi
-from spotlake_assets.aws.workload import plan_workload, queries_from_frame, workload_frame
+from spotlake_assets.aws.workload import (
+    PlanCoverage,
+    plan_coverage,
+    plan_workload,
+    queries_from_frame,
+    workload_frame,
+)
 from spotlake_assets.core.metrics import Stopwatch
 from spotlake_assets.core.partitions import collection_partitions, workload_partitions
 from spotlake_assets.core.pipeline import ProviderSpec, build_change_assets, read_previous_merged
@@ -40,7 +47,9 @@ from spotlake_assets.core.reporting import (
     run_metadata,
     skip_unobserved,
     unique_keys_check,
+    write_if_guarded,
 )
+from spotlake_assets.core.validation import MalformedResponse
 from spotlake_assets.core.windows import capacity_for_window, day_key_of_window, observable_now, window_start
 from spotlake_assets.lake import keys
 from spotlake_assets.lake.errors import LakeKeyNotFound
@@ -69,6 +78,46 @@ def zones_frame(zones: tuple[AvailabilityZone, ...]) -> pd.DataFrame:
 
 def zones_from_frame(frame: pd.DataFrame) -> tuple[AvailabilityZone, ...]:
     return tuple(AvailabilityZone(r, n, i) for r, n, i in frame[list(ZONE_COLUMNS)].itertuples(index=False))
+
+
+def _day_zones(lake: LakeResource, day: str) -> pd.DataFrame | None:
+    try:
+        return read_frame(lake, keys.zones_key(PROVIDER, day), ZONE_COLUMNS)
+    except LakeKeyNotFound:
+        return None
+
+
+def _zones_by_region(zones: pd.DataFrame | None) -> dict[str, list[str]]:
+    if zones is None:
+        return {}
+    return {str(r): sorted(map(str, g)) for r, g in zones.groupby("Region")["ZoneId"]}
+
+
+def _malformed(exc: MalformedResponse) -> dg.Failure:
+    """A bad answer fails the step at once with the answer named on its first line: asking again would
+    get the same answer, so neither step nor run retries may repeat it."""
+    return dg.Failure(
+        description=str(exc),
+        metadata={"call": exc.call, "field": exc.field, "value": repr(exc.value), "row": repr(exc.row)},
+        allow_retries=False,
+    )
+
+
+def _coverage_check(name: str, coverage: PlanCoverage) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=coverage.missing == 0,
+        metadata={
+            "planned_type_az": coverage.planned,
+            "scored_type_az": coverage.scored,
+            "missing_type_az": coverage.missing,
+            "missing_sample": dg.MetadataValue.json(list(coverage.sample)),
+        },
+    )
+
+
+def _day_queries(lake: LakeResource, day: str) -> tuple[SpsQuery, ...]:
+    return queries_from_frame(read_frame(lake, keys.workload_key(PROVIDER, day), WORKLOAD_COLUMNS))
 
 
 @dg.asset(
@@ -132,6 +181,8 @@ class SpsConfig(dg.Config):
 
 
 SPS_CHECKS = ("scores_in_range", "unique_keys", "covers_workload")
+# Checks that guard what is published: a failure stops merged, delta and the sinks in the same run.
+SPS_BLOCKING = frozenset({"scores_in_range", "unique_keys"})
 
 
 @dg.asset(
@@ -146,7 +197,7 @@ SPS_CHECKS = ("scores_in_range", "unique_keys", "covers_workload")
         "each credential group is checkpointed under a deterministic key and never queried twice; the raw "
         "file is written once every group is in."
     ),
-    check_specs=[dg.AssetCheckSpec(name, asset=SPS) for name in SPS_CHECKS],
+    check_specs=[dg.AssetCheckSpec(name, asset=SPS, blocking=name in SPS_BLOCKING) for name in SPS_CHECKS],
     output_required=False,
     pool="aws_sps",
 )
@@ -163,7 +214,7 @@ def aws_sps(
         yield from skip_unobserved(context, SPS, SPS_CHECKS, UNOBSERVABLE)
         return
     day = day_key_of_window(pk)
-    queries = queries_from_frame(read_frame(lake, keys.workload_key(PROVIDER, day), WORKLOAD_COLUMNS))
+    queries = _day_queries(lake, day)
     ledger = CredentialLedger(lake, day, aws_credentials.load(lake))
     throttle = ThrottlePolicy(config.throttle_attempts, config.backoff_initial_s, config.backoff_max_s)
     capacity = capacity_for_window(pk)
@@ -179,7 +230,10 @@ def aws_sps(
             workers=config.workers,
             throttle=throttle,
         )
+    except MalformedResponse as exc:
+        raise _malformed(exc) from exc
     except SpsCollectionIncomplete as exc:
+        _report_moved_aside(context, exc.collection.checkpoints_moved_aside, ledger.moved_aside)
         if exc.collection.only_transient_failures:
             # Exponential back-off between step attempts: 1, 2, 4 times the configured wait.
             wait = config.step_retry_wait_s * 2**context.retry_number
@@ -187,12 +241,15 @@ def aws_sps(
         raise dg.Failure(
             description=str(exc), metadata={"uncovered_groups": len(exc.collection.uncovered)}
         ) from exc
+    _report_moved_aside(context, result.checkpoints_moved_aside, ledger.moved_aside)
     key = keys.sps_key(PROVIDER, pk, capacity)
-    write_frame(lake, key, result.frame)
-    queried = {(q.instance_type, r) for q in queries for r in q.regions}
-    # ~64k score rows collapse to ~20k (type, region) pairs before leaving pandas.
-    pairs = result.frame[["InstanceType", "Region"]].drop_duplicates()
-    answered = set(zip(pairs["InstanceType"], pairs["Region"], strict=True))
+    guards = [
+        range_check(result.frame, "SPS", 1, 10, "scores_in_range"),
+        unique_keys_check(result.frame, KEY_COLUMNS),
+    ]
+    # The raw file is what the lake sensor and every merge read: it is written only when the guards pass.
+    written = write_if_guarded(context, lake, key, result.frame, guards)
+    coverage = plan_coverage(queries, result.frame, _zones_by_region(_day_zones(lake, day)))
     yield dg.MaterializeResult(
         metadata=run_metadata(
             watch,
@@ -200,6 +257,7 @@ def aws_sps(
             api_calls=result.api_calls,
             simulated=aws_api.simulated,
             location=lake.location(key),
+            written=written,
             target_capacity=capacity,
             queries=len(queries),
             credential_groups=result.groups,
@@ -208,17 +266,20 @@ def aws_sps(
             credential_rotations=result.rotations,
             throttle_retries=result.throttle_retries,
             credential_source=aws_credentials.describe(),
+            checkpoints_moved_aside=dg.MetadataValue.json(list(result.checkpoints_moved_aside)),
+            ledger_moved_aside=dg.MetadataValue.json(ledger.moved_aside),
         ),
-        check_results=[
-            range_check(result.frame, "SPS", 1, 10, "scores_in_range"),
-            unique_keys_check(result.frame, KEY_COLUMNS),
-            dg.AssetCheckResult(
-                check_name="covers_workload",
-                passed=queried <= answered,
-                metadata={"queried_type_regions": len(queried), "missing": len(queried - answered)},
-            ),
-        ],
+        check_results=[*guards, _coverage_check("covers_workload", coverage)],
     )
+
+
+def _report_moved_aside(
+    context: dg.AssetExecutionContext, checkpoints: tuple[str, ...], ledger: list[str]
+) -> None:
+    for moved in checkpoints:
+        context.log.warning("damaged SPS checkpoint moved aside, its group collected again: %s", moved)
+    for moved in ledger:
+        context.log.warning("damaged credential ledger moved aside and rebuilt: %s", moved)
 
 
 @dg.asset(
@@ -230,24 +291,39 @@ def aws_sps(
         "Interruption frequency per (region, instance type) from the Spot Instance Advisor JSON, read "
         "directly (no spotinfo binary): <5%→3.0 … >20%→1.0. Idempotent: deterministic key, overwritten whole."
     ),
-    check_specs=[dg.AssetCheckSpec("unique_keys", asset=IF)],
+    deps=[dg.AssetDep(WORKLOAD, partition_mapping=SAME_DAY)],
+    check_specs=[
+        dg.AssetCheckSpec("unique_keys", asset=IF, blocking=True),
+        dg.AssetCheckSpec("covers_workload_regions", asset=IF),
+    ],
     output_required=False,
 )
 def aws_interruption_frequency(
     context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
-    if not aws_api.observes_past and not observable_now(context.partition_key, datetime.now(UTC)):
-        yield from skip_unobserved(context, IF, ["unique_keys"], UNOBSERVABLE)
+    pk = context.partition_key
+    if not aws_api.observes_past and not observable_now(pk, datetime.now(UTC)):
+        yield from skip_unobserved(context, IF, ["unique_keys", "covers_workload_regions"], UNOBSERVABLE)
         return
     try:
-        result = collect_interruption_frequency(aws_api, window_start(context.partition_key))
-    except MalformedAdvisorDocument:
-        raise
-    except AwsApiError as exc:
-        # The advisor download failed after its own retries: a later attempt may succeed.
+        result = collect_interruption_frequency(aws_api, window_start(pk))
+    except MalformedResponse as exc:
+        raise _malformed(exc) from exc
+    except MalformedAdvisorDocument as exc:
+        raise dg.Failure(description=f"spot advisor document: {exc}", allow_retries=False) from exc
+    except DownloadFailed as exc:
+        if exc.permanent:
+            raise dg.Failure(
+                description=f"spot advisor document unavailable: {exc}",
+                metadata={"url": exc.url, "status": exc.status},
+                allow_retries=False,
+            ) from exc
+        # Transient (5xx, 408/429, network) after the download's own back-off: a later attempt may pass.
         raise dg.RetryRequested(max_retries=2, seconds_to_wait=60 * 2**context.retry_number) from exc
-    key = keys.interruption_frequency_key(PROVIDER, context.partition_key)
+    except AwsApiError as exc:
+        raise dg.RetryRequested(max_retries=2, seconds_to_wait=60 * 2**context.retry_number) from exc
+    key = keys.interruption_frequency_key(PROVIDER, pk)
     write_frame(lake, key, result.frame)
     yield dg.MaterializeResult(
         metadata=run_metadata(
@@ -256,8 +332,36 @@ def aws_interruption_frequency(
             api_calls=result.api_calls,
             simulated=aws_api.simulated,
             location=lake.location(key),
+            regions=int(result.frame["Region"].nunique()),
         ),
-        check_results=[unique_keys_check(result.frame, ("Region", "InstanceType"))],
+        check_results=[
+            unique_keys_check(result.frame, ("Region", "InstanceType")),
+            _regions_check(lake, day_key_of_window(pk), result.frame),
+        ],
+    )
+
+
+def _regions_check(lake: LakeResource, day: str, frame: pd.DataFrame) -> dg.AssetCheckResult:
+    """Every region of the day's workload must be in the advisor document: a missing one leaves IF -1 on
+    all its pools. WARN, not blocking: -1 is an explicit gap in the published data, never a wrong value."""
+    zones = _day_zones(lake, day)
+    if zones is None:
+        return dg.AssetCheckResult(
+            check_name="covers_workload_regions",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"reason": f"the day's zones ({keys.zones_key(PROVIDER, day)}) are not in the lake"},
+        )
+    expected = set(zones["Region"].astype(str))
+    missing = uncovered_regions(frame, expected)
+    return dg.AssetCheckResult(
+        check_name="covers_workload_regions",
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "workload_regions": len(expected),
+            "missing_regions": dg.MetadataValue.json(missing),
+        },
     )
 
 
@@ -373,9 +477,10 @@ def _optional_input(
         "Idempotent: a pure function of the lake's inputs, written to a deterministic key."
     ),
     check_specs=[
-        dg.AssetCheckSpec("unique_keys", asset=MERGED),
-        dg.AssetCheckSpec("scores_in_range", asset=MERGED),
-        dg.AssetCheckSpec("covers_workload", asset=MERGED),
+        # Guards of what delta and the sinks publish: a failure stops them in the same run.
+        dg.AssetCheckSpec("unique_keys", asset=MERGED, blocking=True),
+        dg.AssetCheckSpec("scores_in_range", asset=MERGED, blocking=True),
+        dg.AssetCheckSpec("covers_workload", asset=MERGED, blocking=True),
         dg.AssetCheckSpec("inputs_complete", asset=MERGED),
     ],
     pool="aws_merge",
@@ -392,7 +497,7 @@ def aws_merged(
     missing: list[str] = []
     allow = config.allow_missing_inputs
     previous = read_previous_merged(lake, PROVIDER, pk)
-    merged = merge_snapshot(
+    result = merge_snapshot_with_report(
         sps=sps,
         interruption_frequency=_optional_input(
             lake, keys.interruption_frequency_key(PROVIDER, pk), IF_COLUMNS, allow, missing
@@ -408,11 +513,37 @@ def aws_merged(
         previous=previous,
         capacity=capacity,
     )
+    merged = result.frame
     if missing:
         context.log.warning("%s merged with explicit -1 gaps; missing inputs: %s", pk, ", ".join(missing))
+    context.log.info(
+        "%s: rows dropped by reason %s; rows joined to no pool %s", pk, result.dropped, result.unjoined
+    )
+    if result.unknown_az_price_rows:
+        context.log.warning(
+            "%s: %s spot-price rows dropped, AZ ids not in the day's zones: %s",
+            pk,
+            result.unknown_az_price_rows,
+            ", ".join(result.unknown_azs),
+        )
     key = keys.merged_key(PROVIDER, pk)
-    write_frame(lake, key, merged)
-    scored = merged["SPS"] != -1
+    coverage = plan_coverage(
+        _day_queries(lake, day), merged.loc[merged["SPS"] != -1], _zones_by_region(zones)
+    )
+    if coverage.missing:
+        context.log.warning(
+            "%s: %s of %s planned (type, AZ) pairs have no score: %s",
+            pk,
+            coverage.missing,
+            coverage.planned,
+            "; ".join(coverage.sample[:5]),
+        )
+    guards = [
+        unique_keys_check(merged, KEY_COLUMNS),
+        range_check(merged, "SPS", 1, 10, "scores_in_range", allowed=(-1,)),
+        _coverage_check("covers_workload", coverage),
+    ]
+    written = write_if_guarded(context, lake, key, merged, guards)
     return dg.MaterializeResult(
         metadata=run_metadata(
             watch,
@@ -420,18 +551,16 @@ def aws_merged(
             api_calls=0,
             simulated=aws_api.simulated,
             location=lake.location(key),
+            written=written,
             target_capacity=capacity,
             first_window=previous is None,
             missing_inputs=dg.MetadataValue.json(missing),
+            dropped_rows=dg.MetadataValue.json(result.dropped),
+            unknown_azs=dg.MetadataValue.json(list(result.unknown_azs)),
+            unjoined_rows=dg.MetadataValue.json(result.unjoined),
         ),
         check_results=[
-            unique_keys_check(merged, KEY_COLUMNS),
-            range_check(merged, "SPS", 1, 10, "scores_in_range", allowed=(-1,)),
-            dg.AssetCheckResult(
-                check_name="covers_workload",
-                passed=int(scored.sum()) >= len(sps),
-                metadata={"sps_rows": len(sps), "merged_rows_with_sps": int(scored.sum())},
-            ),
+            *guards,
             dg.AssetCheckResult(
                 check_name="inputs_complete", passed=not missing, metadata={"missing": ", ".join(missing)}
             ),

@@ -12,7 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +29,10 @@ from spotlake_assets.lake.keys import credential_map_key
 from spotlake_assets.lake.resources import LakeResource
 
 CSV_COLUMNS = ("AccessKeyId", "SecretAccessKey")
+# A byte-order mark that Excel and Windows editors put before the header (decoded, it is U+FEFF).
+_BOM = "\ufeff"
+
+log = logging.getLogger(__name__)
 
 
 class CredentialPoolError(ValueError):
@@ -38,27 +44,38 @@ class CredentialPoolExhausted(RuntimeError):
 
 
 def parse_credentials_csv(text: str, source: str) -> list[Credential]:
-    """Parse SpotLake's credential CSV (header ``AccessKeyId,SecretAccessKey``; extra columns ignored)."""
-    reader = csv.DictReader(io.StringIO(text))
-    header = tuple(reader.fieldnames or ())
+    """Parse SpotLake's credential CSV (header ``AccessKeyId,SecretAccessKey``; extra columns ignored; a
+    leading byte-order mark accepted). Errors name ``source`` and the line, never a secret."""
+    reader = csv.DictReader(io.StringIO(text.removeprefix(_BOM)))
+    try:
+        header = tuple(name.strip() for name in reader.fieldnames or ())
+    except csv.Error as exc:
+        raise CredentialPoolError(f"{source}: line 1 (header) is not valid CSV: {exc}") from None
+    reader.fieldnames = list(header)
     missing = [c for c in CSV_COLUMNS if c not in header]
     if missing:
         raise CredentialPoolError(
-            f"{source}: credential CSV lacks columns {missing} (header: {list(header)})"
+            f"{source}: line 1 (header) lacks columns {missing} (header: {list(header)})"
         )
     pool: list[Credential] = []
     seen: set[str] = set()
-    for line_number, row in enumerate(reader, start=2):
-        key_id = (row.get("AccessKeyId") or "").strip()
-        secret = (row.get("SecretAccessKey") or "").strip()
-        if not key_id or not secret:
-            raise CredentialPoolError(
-                f"{source}: line {line_number} has an empty AccessKeyId or SecretAccessKey"
-            )
-        if key_id in seen:
-            raise CredentialPoolError(f"{source}: line {line_number} repeats access key …{key_id[-4:]}")
-        seen.add(key_id)
-        pool.append(Credential(index=len(pool), access_key_id=key_id, secret_access_key=secret))
+    try:
+        for row in reader:
+            # The reader's own count: blank lines and quoted line breaks make positions drift from rows.
+            line_number = reader.line_num
+            key_id = (row.get("AccessKeyId") or "").strip()
+            secret = (row.get("SecretAccessKey") or "").strip()
+            if not key_id or not secret:
+                raise CredentialPoolError(
+                    f"{source}: line {line_number} has an empty AccessKeyId or SecretAccessKey"
+                )
+            if key_id in seen:
+                raise CredentialPoolError(f"{source}: line {line_number} repeats access key …{key_id[-4:]}")
+            seen.add(key_id)
+            pool.append(Credential(index=len(pool), access_key_id=key_id, secret_access_key=secret))
+    except csv.Error as exc:
+        # The csv module's messages quote no field values, so they cannot leak a secret.
+        raise CredentialPoolError(f"{source}: line {reader.line_num} is not valid CSV: {exc}") from None
     if not pool:
         raise CredentialPoolError(f"{source}: the credential CSV has no credentials")
     return pool
@@ -95,9 +112,12 @@ class AwsCredentialPool(dg.ConfigurableResource):  # type: ignore[type-arg]
             return simulated_credentials(self.simulated_size, self.seed)
         if self.source == "lake_csv":
             try:
-                text = lake.read_config_bytes(self.lake_key).decode("utf-8")
+                # utf-8-sig: spreadsheets save CSV with a byte-order mark before the header.
+                text = lake.read_config_bytes(self.lake_key).decode("utf-8-sig")
             except UnicodeDecodeError as exc:
-                raise CredentialPoolError(f"lake:{self.lake_key}: not UTF-8 text") from exc
+                raise CredentialPoolError(
+                    f"lake:{self.lake_key}: not UTF-8 text (byte {exc.start})"
+                ) from None
             return parse_credentials_csv(text, f"lake:{self.lake_key}")
         if not self.secret_id:
             raise CredentialPoolError("credential source secrets_manager needs secret_id")
@@ -154,13 +174,42 @@ class CredentialLedger:
         self._pool = pool
         self._lock = threading.Lock()
         self.rotations = 0
+        # "<ledger> → <where it went>: <why>" for every damaged ledger this object moved aside.
+        self.moved_aside: list[str] = []
 
     def _load(self) -> tuple[LedgerState, str | None]:
         head = self._lake.head(self._key)
         if head is None:
             return LedgerState(), None
         data = self._lake.read_bytes(self._key)
-        return LedgerState.from_json(data, self._lake.location(self._key)), head.etag
+        try:
+            return LedgerState.from_json(data, self._lake.location(self._key)), head.etag
+        except CorruptLakeFile as exc:
+            return self._set_aside(exc), None
+
+    def _set_aside(self, exc: CorruptLakeFile) -> LedgerState:
+        """Move a damaged ledger (empty, truncated, hand-edited) aside and start the day's ledger again,
+        instead of failing every rerun until someone deletes it.
+
+        Quota risk, accepted over a pipeline stuck for the rest of the day: the old assignments are lost,
+        so a (capacity, group) may now get another credential than the one that already paid for its
+        configurations, which spends them a second time there (the checkpoints do not record which
+        credential answered, so they cannot rebuild the map), and a credential assigned to another slot
+        before may get a second slot; AWS answers MaxConfigLimitExceeded once one goes over 50 and the
+        ledger rotates. Nothing is published twice or wrongly: only quota is at stake, and only that day.
+        """
+        location = self._lake.location(self._key)
+        moved = self._lake.move_aside(self._key, str(exc))
+        log.warning(
+            "credential ledger %s is damaged (%s); moved aside to %s and rebuilt: configurations already "
+            "paid today may be paid again on other credentials",
+            location,
+            exc,
+            moved or "(already moved by a concurrent run)",
+        )
+        if moved:
+            self.moved_aside.append(f"{location} → {moved}: {exc}")
+        return LedgerState()
 
     def _store(self, state: LedgerState, etag: str | None) -> None:
         try:
@@ -190,6 +239,29 @@ class CredentialLedger:
         state.assignments[slot] = chosen
         self._store(state, etag)
         return self._pool[chosen]
+
+    @retry(retry=retry_if_exception_type(_LostRace), stop=stop_after_attempt(20), wait=wait_random(0, 0.2))
+    def _reserve(self, capacity: int, groups: Sequence[int]) -> None:
+        state, etag = self._load()
+        changed = False
+        for group in sorted(groups):
+            slot = _slot(capacity, group)
+            if slot in state.assignments:
+                continue
+            chosen = state.next_free(len(self._pool))
+            if chosen is None:
+                break  # the groups left fail in credential_for, naming the exhausted pool
+            state.assignments[slot] = chosen
+            changed = True
+        if changed:
+            self._store(state, etag)
+
+    def reserve(self, capacity: int, groups: Sequence[int]) -> None:
+        """Assign credentials to every group without one, in group order and in one conditional write.
+        Assigning them as threads happen to ask would make the day's ledger depend on thread timing, so the
+        same window collected twice from scratch would map its groups to different accounts."""
+        with self._lock:
+            self._reserve(capacity, groups)
 
     def credential_for(self, capacity: int, group: int) -> Credential:
         """The credential of (capacity, group) today, assigning a free one the first time."""

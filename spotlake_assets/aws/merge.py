@@ -34,17 +34,36 @@ IntArray = npt.NDArray[np.int64]
 IndexArray = npt.NDArray[np.intp]
 
 
+DROPPED_UNKNOWN_AZ = "spot_price: AZ id not in the day's zones"
+UNJOINED_IF = "interruption_frequency: no pool of that (InstanceType, Region)"
+UNJOINED_ONDEMAND = "ondemand: no pool of that (InstanceType, Region)"
+
+
 @dataclass(frozen=True)
 class MergeResult:
     """The merged snapshot and what the merge had to leave out.
 
     ``unknown_az_price_rows`` counts spot-price rows dropped because their AZ id is not in ``zone_regions``
     (so their region, hence their row key, is unknown); ``unknown_azs`` lists those AZ ids, sorted.
+    ``unjoined_if_rows`` / ``unjoined_ondemand_rows`` count region-level rows that matched no pool: by
+    design they create no row, but a sudden rise means names stopped matching.
     """
 
     frame: pd.DataFrame
     unknown_az_price_rows: int
     unknown_azs: tuple[str, ...]
+    unjoined_if_rows: int = 0
+    unjoined_ondemand_rows: int = 0
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Input rows left out of the snapshot, by reason (every reason listed, zeros included)."""
+        return {DROPPED_UNKNOWN_AZ: self.unknown_az_price_rows}
+
+    @property
+    def unjoined(self) -> dict[str, int]:
+        """Region-level input rows that joined no pool, by input."""
+        return {UNJOINED_IF: self.unjoined_if_rows, UNJOINED_ONDEMAND: self.unjoined_ondemand_rows}
 
 
 @dataclass(frozen=True)
@@ -289,7 +308,8 @@ def merge_snapshot(
     ``capacity``, a naive ``time``, or duplicated keys: (InstanceType, AZ) in ``sps``, ``spot_price`` and
     ``previous``; (InstanceType, Region) in ``interruption_frequency`` and ``ondemand``.
 
-    Spot-price rows dropped for an unknown AZ are counted by :func:`merge_snapshot_with_report`.
+    Spot-price rows dropped for an unknown AZ, and region-level rows that joined no pool, are counted by
+    :func:`merge_snapshot_with_report` (which the asset uses to report them).
     """
     return merge_snapshot_with_report(
         sps, interruption_frequency, spot_price, ondemand, zone_regions, time, previous, capacity
@@ -306,7 +326,8 @@ def merge_snapshot_with_report(
     previous: pd.DataFrame | None,
     capacity: int,
 ) -> MergeResult:
-    """:func:`merge_snapshot`, plus the spot-price rows it dropped because their AZ is unknown."""
+    """:func:`merge_snapshot`, plus what it left out: spot-price rows dropped because their AZ is unknown,
+    and IF / on-demand rows that joined no pool."""
 
     require_columns(sps, SPS_COLUMNS, "sps")
     require_columns(interruption_frequency, IF_COLUMNS, "interruption_frequency")
@@ -363,4 +384,12 @@ def merge_snapshot_with_report(
         # The arrays are fresh and owned here: no defensive copy (and no block consolidation) needed.
         copy=False,
     )
-    return MergeResult(frame, pools.unknown_az_price_rows, pools.unknown_azs)
+    pooled = np.zeros(codes.region_key_size, dtype=bool)
+    pooled[codes.region_key(pools.it, pools.region)] = True
+    return MergeResult(
+        frame,
+        pools.unknown_az_price_rows,
+        pools.unknown_azs,
+        unjoined_if_rows=int((~pooled[codes.region_key(codes.it_if, codes.rg_if)]).sum()),
+        unjoined_ondemand_rows=int((~pooled[codes.region_key(codes.it_od, codes.rg_od)]).sum()),
+    )

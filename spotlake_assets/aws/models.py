@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from spotlake_assets.core import validation
+
 
 @dataclass(frozen=True)
 class AvailabilityZone:
@@ -80,8 +82,26 @@ class Throttled(AwsApiError):
     """`RequestLimitExceeded` (or another throttling code) still returned after the client's own retries."""
 
 
-class MalformedResponse(AwsApiError):
-    """An API answer that does not match the documented shape (names what was wrong)."""
+class MalformedResponse(AwsApiError, validation.MalformedResponse):
+    """An API answer that breaks its documented contract, naming the call, field, value and row.
+
+    Both an `AwsApiError` (a regional collector records the region as an explicit gap) and the shared
+    `validation.MalformedResponse` (permanent: never retried, never checkpointed)."""
+
+    @classmethod
+    def from_validation(cls, exc: validation.MalformedResponse) -> MalformedResponse:
+        """The AWS flavour of an error raised by the shared validators, so regional collectors catch it."""
+        return cls(exc.call, exc.field, exc.value, exc.row, exc.reason)
+
+
+class DownloadFailed(AwsApiError):
+    """An HTTP download that failed after its retries. ``permanent`` when another attempt cannot succeed
+    (a 4xx other than 408/429): the caller fails at once instead of retrying the step."""
+
+    def __init__(self, url: str, reason: str, *, status: int | None, permanent: bool) -> None:
+        kind = "permanent, not retried" if permanent else "transient, retries exhausted"
+        super().__init__(f"{url}: {reason} ({kind})")
+        self.url, self.reason, self.status, self.permanent = url, reason, status, permanent
 
 
 class RegionUnavailable(AwsApiError):

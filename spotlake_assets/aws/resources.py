@@ -10,7 +10,7 @@ import threading
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 from spotlake_assets.aws.constants import PRICING_REGION, SPOT_ADVISOR_URL, SPOT_PRODUCT_DESCRIPTION
 from spotlake_assets.aws.models import (
     AvailabilityZone,
-    AwsApiError,
     ConfigLimitExceeded,
     Credential,
+    DownloadFailed,
     MalformedResponse,
     Offering,
     OndemandQuote,
@@ -42,6 +42,7 @@ from spotlake_assets.aws.models import (
     SpsScore,
     Throttled,
 )
+from spotlake_assets.core import validation
 
 
 class AwsApi(dg.ConfigurableResource, ABC):  # type: ignore[type-arg]
@@ -123,8 +124,11 @@ _CONFIG_LIMIT_CODE = "MaxConfigLimitExceeded"
 _RETRY_MODES = frozenset({"legacy", "standard", "adaptive"})
 # Regions that are usable without asking: the account never has to opt in, or already did.
 _ENABLED_OPT_IN_STATUSES = frozenset({"opt-in-not-required", "opted-in"})
-# HTTP statuses of the advisor document worth another attempt (server side or rate limiting).
-_RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
+# HTTP statuses of the advisor document worth another attempt besides every 5xx: request timeout and
+# rate limiting. Any other 4xx (a moved or deleted document, a denied request) answers the same every time.
+_RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
+SPS_CALL = "GetSpotPlacementScores"
+SPS_SCORE_RANGE = (1, 10)
 
 # Pricing API filters for the on-demand price SpotLake compares spot prices with (DESIGN §2).
 _ONDEMAND_FILTERS: tuple[tuple[str, str], ...] = (
@@ -166,14 +170,53 @@ def _region_errors(region: str, operation: str) -> Iterator[None]:
         raise RegionUnavailable(region, f"{operation}: {type(exc).__name__}: {exc}") from exc
 
 
+def _name(value: Any, *, call: str, field: str, row: Any) -> str:
+    """An identifier from an answer, normalised (`validation.normalise_name`), or the AWS flavour of
+    `MalformedResponse` so that regional collectors record the region as a gap."""
+    if value is None:
+        raise MalformedResponse(call, field, value, row, "missing")
+    try:
+        return validation.normalise_name(value, call=call, field=field, row=row)
+    except validation.MalformedResponse as exc:
+        raise MalformedResponse.from_validation(exc) from None
+
+
+def sps_score(instance_type: str, item: Mapping[str, Any], queried: Sequence[str]) -> SpsScore:
+    """One entry of a `GetSpotPlacementScores` answer → a validated `SpsScore`.
+
+    The one parser of SPS answers (the boto3 and the simulated resource both call it), before anything is
+    checkpointed: the score must be an integer in 1..10, the region one of those queried and the AZ id
+    present (SingleAvailabilityZone=True must name the AZ); names are normalised. Anything else raises
+    `MalformedResponse` naming the call, field, value and row.
+    """
+    row = {"InstanceType": instance_type, **item}
+    region = _name(item.get("Region"), call=SPS_CALL, field="Region", row=row)
+    if region not in queried:
+        raise MalformedResponse(
+            SPS_CALL, "Region", item.get("Region"), row, f"not one of the queried regions {sorted(queried)}"
+        )
+    zone_id = _name(item.get("AvailabilityZoneId"), call=SPS_CALL, field="AvailabilityZoneId", row=row)
+    try:
+        score = validation.parse_int_in_range(
+            item.get("Score"), *SPS_SCORE_RANGE, call=SPS_CALL, field="Score", row=row
+        )
+    except validation.MalformedResponse as exc:
+        raise MalformedResponse.from_validation(exc) from None
+    return SpsScore(instance_type=instance_type, region=region, zone_id=zone_id, score=score)
+
+
 def _as_utc(moment: datetime) -> datetime:
     # Window starts are UTC; a naive datetime is read as UTC rather than as the machine's local time.
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _is_retryable_status(status: int) -> bool:
+    return status in _RETRYABLE_CLIENT_STATUSES or 500 <= status <= 599
+
+
 def _is_retryable_download_error(exc: BaseException) -> bool:
     if isinstance(exc, urllib.error.HTTPError):
-        return exc.code in _RETRYABLE_HTTP_STATUSES
+        return _is_retryable_status(exc.code)
     # URLError (DNS, refused connection) and timeouts are OSErrors; IncompleteRead (a connection cut
     # mid-body) is an HTTPException.
     return isinstance(exc, OSError | http.client.HTTPException)
@@ -185,45 +228,50 @@ def _ondemand_price(item: str, region: str) -> OndemandQuote | None:
     Raises `MalformedResponse` naming the SKU (when it can be read) for items that break the documented
     shape.
     """
+    call = f"GetProducts {region}"
     try:
         product_doc = json.loads(item)
     except (TypeError, ValueError) as exc:
-        raise MalformedResponse(f"pricing {region}: a PriceList item is not JSON: {exc}") from exc
+        raise MalformedResponse(call, "PriceList item", str(item)[:80], None, f"not JSON: {exc}") from exc
     if not isinstance(product_doc, dict):
-        raise MalformedResponse(f"pricing {region}: a PriceList item is not a JSON object")
+        raise MalformedResponse(call, "PriceList item", str(item)[:80], None, "not a JSON object")
     product = product_doc.get("product")
     sku = product.get("sku", "?") if isinstance(product, dict) else "?"
-    where = f"pricing {region} SKU {sku}"
+    row = f"SKU {sku}"
     if not isinstance(product, dict) or not isinstance(product.get("attributes"), dict):
-        raise MalformedResponse(f"{where}: no product.attributes")
+        raise MalformedResponse(call, "product.attributes", None, row, "no product.attributes")
     attributes = product["attributes"]
-    instance_type = attributes.get("instanceType")
-    if not isinstance(instance_type, str) or not instance_type:
-        raise MalformedResponse(f"{where}: no product.attributes.instanceType")
+    instance_type = _name(
+        attributes.get("instanceType"), call=call, field="product.attributes.instanceType", row=row
+    )
     # Capacity Blocks and similar offers share the filters above but are not the plain on-demand rate.
     if attributes.get("marketoption", "OnDemand") != "OnDemand":
         return None
     terms = product_doc.get("terms", {})
     if not isinstance(terms, dict):
-        raise MalformedResponse(f"{where}: terms is not an object")
+        raise MalformedResponse(call, "terms", terms, row, "not an object")
     ondemand_terms = terms.get("OnDemand") or {}
     if not isinstance(ondemand_terms, dict):
-        raise MalformedResponse(f"{where}: terms.OnDemand is not an object")
+        raise MalformedResponse(call, "terms.OnDemand", ondemand_terms, row, "not an object")
     for term_code, term in ondemand_terms.items():
         dimensions = term.get("priceDimensions") if isinstance(term, dict) else None
         if not isinstance(dimensions, dict):
-            raise MalformedResponse(f"{where}: terms.OnDemand.{term_code} has no priceDimensions")
+            raise MalformedResponse(
+                call, f"terms.OnDemand.{term_code}.priceDimensions", dimensions, row, "has no priceDimensions"
+            )
         for rate_code, dimension in dimensions.items():
             unit_price = dimension.get("pricePerUnit") if isinstance(dimension, dict) else None
             if not isinstance(unit_price, dict):
-                raise MalformedResponse(f"{where}: priceDimensions.{rate_code} has no pricePerUnit")
+                raise MalformedResponse(
+                    call, f"priceDimensions.{rate_code}.pricePerUnit", unit_price, row, "has no pricePerUnit"
+                )
             usd = unit_price.get("USD")
             if usd is None:
                 continue
             try:
                 price = float(usd)
             except (TypeError, ValueError) as exc:
-                raise MalformedResponse(f"{where}: pricePerUnit.USD {usd!r} is not a number") from exc
+                raise MalformedResponse(call, "pricePerUnit.USD", usd, row, "is not a number") from exc
             if price > 0:
                 return OndemandQuote(region=region, instance_type=instance_type, price=price)
     return None
@@ -317,7 +365,7 @@ class Boto3AwsApi(AwsApi):
         with _region_errors(self.region_name, "DescribeRegions"):
             answer = self._ec2(self.region_name).describe_regions(AllRegions=False)
         return sorted(
-            region["RegionName"]
+            _name(region.get("RegionName"), call="DescribeRegions", field="RegionName", row=region)
             for region in answer.get("Regions", [])
             if region.get("OptInStatus", "opt-in-not-required") in _ENABLED_OPT_IN_STATUSES
         )
@@ -330,11 +378,10 @@ class Boto3AwsApi(AwsApi):
             # Local and Wavelength zones are not scored by SPS with SingleAvailabilityZone.
             if zone.get("ZoneType", "availability-zone") != "availability-zone":
                 continue
-            if "ZoneName" not in zone or "ZoneId" not in zone:
-                raise MalformedResponse(
-                    f"{region}: DescribeAvailabilityZones returned a zone without name/id"
-                )
-            zones.append(AvailabilityZone(region=region, name=zone["ZoneName"], zone_id=zone["ZoneId"]))
+            call = f"DescribeAvailabilityZones {region}"
+            name = _name(zone.get("ZoneName"), call=call, field="ZoneName", row=zone)
+            zone_id = _name(zone.get("ZoneId"), call=call, field="ZoneId", row=zone)
+            zones.append(AvailabilityZone(region=region, name=name, zone_id=zone_id))
         return sorted(zones, key=lambda z: z.zone_id)
 
     def instance_type_offerings(self, region: str) -> list[Offering]:
@@ -348,10 +395,9 @@ class Boto3AwsApi(AwsApi):
                 LocationType="availability-zone-id", PaginationConfig={"PageSize": 1000}
             ):
                 for item in page.get("InstanceTypeOfferings", []):
-                    zone_id = item.get("Location")
-                    instance_type = item.get("InstanceType")
-                    if not zone_id or not instance_type:
-                        raise MalformedResponse(f"{region}: an instance type offering without type or zone")
+                    call = f"DescribeInstanceTypeOfferings {region}"
+                    zone_id = _name(item.get("Location"), call=call, field="Location", row=item)
+                    instance_type = _name(item.get("InstanceType"), call=call, field="InstanceType", row=item)
                     if zone_id in zone_ids:
                         offerings.add(Offering(instance_type=instance_type, region=region, zone_id=zone_id))
         return sorted(offerings, key=lambda o: (o.instance_type, o.zone_id))
@@ -376,24 +422,9 @@ class Boto3AwsApi(AwsApi):
                 TargetCapacityUnitType="units",
             ):
                 for item in page.get("SpotPlacementScores", []):
-                    region = item.get("Region", "an unnamed region")
-                    if not item.get("AvailabilityZoneId"):
-                        raise MalformedResponse(
-                            f"SPS {instance_type} in {region}: a score without AvailabilityZoneId "
-                            "(SingleAvailabilityZone=True must name the AZ)"
-                        )
-                    if "Score" not in item or "Region" not in item:
-                        raise MalformedResponse(
-                            f"SPS {instance_type} in {region}: a score without Score/Region"
-                        )
-                    scores.append(
-                        SpsScore(
-                            instance_type=instance_type,
-                            region=item["Region"],
-                            zone_id=item["AvailabilityZoneId"],
-                            score=int(item["Score"]),
-                        )
-                    )
+                    scores.append(sps_score(instance_type, item, regions))
+        except MalformedResponse:
+            raise
         except ClientError as exc:
             code = _error_code(exc)
             if code == _CONFIG_LIMIT_CODE:
@@ -410,6 +441,16 @@ class Boto3AwsApi(AwsApi):
             raise RegionUnavailable(
                 self.sps_region,
                 f"GetSpotPlacementScores with {credential.label}: {type(exc).__name__}: {exc}",
+            ) from exc
+        except ValueError as exc:
+            # botocore's XML parser converts scalars itself: an empty <score/> fails in int() before any
+            # item reaches sps_score, and asking again would get the same answer.
+            raise MalformedResponse(
+                SPS_CALL,
+                "response body",
+                f"{type(exc).__name__}: {exc}",
+                {"InstanceType": instance_type, "RegionNames": list(regions), "TargetCapacity": capacity},
+                "botocore could not parse the answer",
             ) from exc
         return scores
 
@@ -430,13 +471,20 @@ class Boto3AwsApi(AwsApi):
                 PaginationConfig={"PageSize": 1000},
             ):
                 for record in page.get("SpotPriceHistory", []):
+                    call = f"DescribeSpotPriceHistory {region}"
+                    instance_type = _name(
+                        record.get("InstanceType"), call=call, field="InstanceType", row=record
+                    )
+                    zone_name = _name(
+                        record.get("AvailabilityZone"), call=call, field="AvailabilityZone", row=record
+                    )
+                    pair = (instance_type, zone_name)
                     try:
-                        pair = (record["InstanceType"], record["AvailabilityZone"])
                         stamp = _as_utc(record["Timestamp"])
                         price = float(record["SpotPrice"])
-                    except (KeyError, TypeError, ValueError) as exc:
+                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
                         raise MalformedResponse(
-                            f"{region}: a spot price record without a usable type/AZ/time/price: {exc!r}"
+                            call, "Timestamp/SpotPrice", repr(exc), record, "no usable time or price"
                         ) from exc
                     if stamp > moment:
                         continue
@@ -484,9 +532,11 @@ class Boto3AwsApi(AwsApi):
     def spot_advisor_document(self, window_start: datetime) -> bytes:
         """GET the advisor JSON. ``window_start`` is ignored: the advisor publishes only its current view.
 
-        Network errors and 429/5xx answers are retried with exponential back-off, ``advisor_attempts`` in
-        all; a persistent failure raises `AwsApiError`. The body is returned as is: parsing, and the
-        rejection of truncated documents, belong to `parse_spot_advisor`.
+        Network errors, timeouts and 408/429/5xx answers are retried with exponential back-off,
+        ``advisor_attempts`` in all; any other HTTP error fails at once. Either way `DownloadFailed` names
+        the URL and the status, and says whether another attempt could succeed (``permanent``). The body
+        is returned as is: parsing, and the rejection of truncated documents, belong to
+        `parse_spot_advisor`.
         """
         url = self.advisor_url
         retrying = tenacity.Retrying(
@@ -502,8 +552,15 @@ class Boto3AwsApi(AwsApi):
         )
         try:
             return retrying(self._download, url)
+        except urllib.error.HTTPError as exc:
+            raise DownloadFailed(
+                url,
+                f"HTTP {exc.code} {exc.reason}",
+                status=exc.code,
+                permanent=not _is_retryable_status(exc.code),
+            ) from exc
         except (OSError, http.client.HTTPException) as exc:
-            raise AwsApiError(f"spot advisor document unavailable from {url}: {exc}") from exc
+            raise DownloadFailed(url, f"{type(exc).__name__}: {exc}", status=None, permanent=False) from exc
 
     def _download(self, url: str) -> bytes:
         request = urllib.request.Request(url, headers={"Accept": "application/json"})

@@ -49,7 +49,7 @@ from spotlake_assets.aws.models import (
     SpsScore,
     Throttled,
 )
-from spotlake_assets.aws.resources import AwsApi
+from spotlake_assets.aws.resources import AwsApi, sps_score
 from spotlake_assets.core.windows import WINDOW
 
 WINDOW_SECONDS = int(WINDOW.total_seconds())
@@ -711,7 +711,16 @@ class SimulatedAwsApi(AwsApi):
         window = window_index(window_start)
         configuration: _SpsConfiguration = (instance_type, tuple(sorted(set(regions))), capacity)
         self._admit(credential, configuration, window)
-        return world.sps_scores(instance_type, regions, capacity, window)
+        # Through the same parser as AWS's answers: a model change that produced a score outside 1..10
+        # fails here, naming the row, instead of reaching the checkpoints and the sinks.
+        return [
+            sps_score(
+                instance_type,
+                {"Region": score.region, "AvailabilityZoneId": score.zone_id, "Score": score.score},
+                regions,
+            )
+            for score in world.sps_scores(instance_type, regions, capacity, window)
+        ]
 
     def _admit(self, credential: Credential, configuration: _SpsConfiguration, window: int) -> None:
         """Apply throttling, then the per-credential configuration quota; raise like AWS would."""

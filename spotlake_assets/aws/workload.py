@@ -444,3 +444,51 @@ def queries_from_frame(frame: pd.DataFrame) -> tuple[SpsQuery, ...]:
             )
         )
     return tuple(sorted(queries, key=lambda q: q.query_id))
+
+
+@dataclass(frozen=True)
+class PlanCoverage:
+    """How much of the day's plan a window's scores cover, counted in (instance type, AZ) pairs."""
+
+    planned: int  # pairs the plan scores: the sum of its queries' AZWeight
+    scored: int  # planned pairs with a score
+    sample: tuple[str, ...]  # the first queries short of AZs, each naming its type, regions and gap
+
+    @property
+    def missing(self) -> int:
+        return self.planned - self.scored
+
+
+def plan_coverage(
+    queries: Sequence[SpsQuery],
+    scored: pd.DataFrame,
+    zones_by_region: Mapping[str, Sequence[str]] | None = None,
+    sample_size: int = 20,
+) -> PlanCoverage:
+    """Measure ``scored`` (rows of InstanceType, Region, AZ that hold a score) against the plan.
+
+    A query plans ``az_weight`` pairs: the AZs of its regions that offer its type. The workload does not
+    keep which AZs those are, so a query counts as short by ``az_weight`` minus the distinct AZs scored
+    for its type in its regions; ``zones_by_region`` (the day's zones) lets the sample name the AZs of
+    those regions that have no score, among which the missing pairs are.
+    """
+    zones = zones_by_region or {}
+    pairs = scored[["InstanceType", "Region", "AZ"]].drop_duplicates()
+    azs: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for instance_type, region, zone_id in pairs.itertuples(index=False, name=None):
+        azs[(str(instance_type), str(region))].add(str(zone_id))
+    planned = covered = 0
+    sample: list[str] = []
+    for query in queries:
+        got = {r: azs.get((query.instance_type, r), set()) for r in query.regions}
+        answered = min(sum(len(z) for z in got.values()), query.az_weight)
+        planned += query.az_weight
+        covered += answered
+        if answered < query.az_weight and len(sample) < sample_size:
+            unscored = sorted(z for r in query.regions for z in zones.get(r, ()) if z not in got[r])
+            where = f"; AZs there without a score: {', '.join(unscored)}" if unscored else ""
+            sample.append(
+                f"{query.instance_type} in {', '.join(query.regions)}: {answered} of {query.az_weight} "
+                f"planned AZs scored{where}"
+            )
+    return PlanCoverage(planned=planned, scored=covered, sample=tuple(sample))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from spotlake_assets.azure.budget import EndpointBudget, InvalidRegistry
+from spotlake_assets.azure.budget import EndpointBudget, InvalidRegistry, plan_exclusions
 from spotlake_assets.azure.collectors.interruption_frequency import collect_interruption_frequency
 from spotlake_assets.azure.collectors.prices import collect_prices, empty_price_frame
 from spotlake_assets.azure.collectors.sps import RetryPolicy, collect_sps
@@ -17,6 +17,8 @@ from spotlake_assets.azure.constants import (
     FEATURE_COLUMNS,
     IF_COLUMNS,
     KEY_COLUMNS,
+    MIN_IF_COVERAGE,
+    MIN_PRICE_COVERAGE,
     PROVIDER,
     SPS_COLUMNS,
     UNIVERSE_COLUMNS,
@@ -24,7 +26,15 @@ from spotlake_assets.azure.constants import (
 )
 from spotlake_assets.azure.credentials import AzureCredentials
 from spotlake_assets.azure.merge import merge_snapshot
-from spotlake_assets.azure.models import AuthenticationFailed, Endpoint, PricePageFailed, TransientError
+from spotlake_assets.azure.models import (
+    AuthenticationFailed,
+    Endpoint,
+    MalformedResponse,
+    PermanentError,
+    PricePageFailed,
+    SpsRequest,
+    TransientError,
+)
 from spotlake_assets.azure.resources import AzureApi
 from spotlake_assets.azure.workload import (
     plan_requests,
@@ -37,7 +47,13 @@ from spotlake_assets.azure.workload import (
 from spotlake_assets.core.metrics import Stopwatch
 from spotlake_assets.core.partitions import collection_partitions, workload_partitions
 from spotlake_assets.core.pipeline import ProviderSpec, build_change_assets, read_previous_merged
-from spotlake_assets.core.reporting import range_check, run_metadata, skip_unobserved, unique_keys_check
+from spotlake_assets.core.reporting import (
+    range_check,
+    run_metadata,
+    skip_unobserved,
+    unique_keys_check,
+    write_if_guarded,
+)
 from spotlake_assets.core.windows import (
     capacity_for_window,
     day_key_of_window,
@@ -69,6 +85,19 @@ def _day_moment(day: str) -> datetime:
     return datetime(start.year, start.month, start.day, tzinfo=UTC)
 
 
+def _permanent_failure(what: str, exc: Exception) -> dg.Failure:
+    """A failure asking again cannot fix (a 4xx, a malformed answer): the cause on the first line, and no
+    step retry spent on it."""
+    metadata: dict[str, str] = {"error": type(exc).__name__}
+    if isinstance(exc, MalformedResponse):
+        metadata |= {"call": exc.call, "field": exc.field, "value": repr(exc.value), "row": repr(exc.row)}
+    return dg.Failure(description=f"{what}: {exc}", metadata=metadata, allow_retries=False)
+
+
+def _json(items: list[str]) -> dg.MetadataValue:
+    return dg.MetadataValue.json(items)
+
+
 @dg.asset(
     key=WORKLOAD,
     group_name=GROUP,
@@ -76,12 +105,16 @@ def _day_moment(day: str) -> datetime:
     kinds={"ortools", "parquet"},
     description=(
         "The day's Spot Placement Score requests: the valid (region, size) universe from the Retail "
-        "Prices API minus regions and sizes the SPS API has rejected (learned, persisted), covered by "
-        "requests of at most 8 locations x 5 sizes (OR-Tools; lower bound and gap recorded; "
-        "deterministic), and the SPS calling locations. Built at 23:55 UTC for the next day. "
-        "Idempotent: deterministic keys, overwritten whole."
+        "Prices API minus regions and sizes the SPS API has rejected, covered by requests of at most "
+        "8 locations x 5 sizes (OR-Tools; lower bound and gap recorded; deterministic), and the SPS "
+        "calling locations. Built at 23:55 UTC for the next day. Reproducible: the exclusions are the "
+        "invalid values learned before the day starts, recorded create-only in sps_exclusions.json next "
+        "to the workload on the first build and read back by every rebuild, so what the day's own SPS "
+        "calls learn only reaches the next day's plan (a damaged record is moved aside and derived again "
+        "by the same rule, named in metadata). Idempotent: deterministic keys, overwritten whole. The "
+        "coverage check is blocking: a plan missing pairs would silently never score them."
     ),
-    check_specs=[dg.AssetCheckSpec("requests_cover_universe", asset=WORKLOAD)],
+    check_specs=[dg.AssetCheckSpec("requests_cover_universe", asset=WORKLOAD, blocking=True)],
 )
 def azure_workload(
     context: dg.AssetExecutionContext,
@@ -93,7 +126,10 @@ def azure_workload(
     day = context.partition_key
     login = azure_credentials.load()
     prices = collect_prices(azure_api, _day_moment(day))
-    invalid = InvalidRegistry(lake).load()
+    exclusions = plan_exclusions(lake, day, InvalidRegistry(lake))
+    for moved in exclusions.moved_aside:
+        context.log.warning("moved aside: %s", moved)
+    invalid = exclusions.values
     universe = planned_universe(prices.frame, invalid.regions, invalid.sizes)
     pairs = planned_pairs(universe)
     plan = plan_requests(pairs)
@@ -126,6 +162,10 @@ def azure_workload(
             sizes=plan.sizes,
             batches=plan.batches,
             excluded_pairs=int((~universe["Planned"]).sum()),
+            exclusions_source=exclusions.source,
+            excluded_regions=_json(sorted(invalid.regions)),
+            excluded_sizes=_json(sorted(invalid.sizes)),
+            moved_aside=_json(list(exclusions.moved_aside)),
             sps_locations=len(locations),
             subscriptions=len(login.subscriptions),
             credential_source=azure_credentials.describe(),
@@ -148,6 +188,37 @@ class SpsConfig(dg.Config):
 
 
 SPS_CHECKS = ("scores_in_range", "unique_keys", "covers_workload")
+# Guards of published data stop the run; coverage may be partial but then names every gap explicitly.
+SPS_CHECK_SPECS = [
+    dg.AssetCheckSpec("scores_in_range", asset=SPS, blocking=True),
+    dg.AssetCheckSpec("unique_keys", asset=SPS, blocking=True),
+    dg.AssetCheckSpec(
+        "covers_workload",
+        asset=SPS,
+        description=(
+            "Every request of the day's workload (its planned (region, size) pairs) was answered this "
+            "window. Not blocking: when the budget runs out the window still publishes what it has, "
+            "and the uncovered requests and their pairs are named here and in metadata."
+        ),
+    ),
+]
+
+
+def _uncovered_detail(
+    uncovered: dict[int, str], requests: tuple[SpsRequest, ...]
+) -> tuple[int, dict[str, object]]:
+    """Planned pairs of the uncovered requests, and the first few requests named with their pairs."""
+    by_id = {r.request_id: r for r in requests}
+    pairs = sum(by_id[rid].pairs for rid in uncovered if rid in by_id)
+    named: dict[str, object] = {
+        str(rid): {
+            "why": why,
+            "regions": list(by_id[rid].regions) if rid in by_id else [],
+            "sizes": list(by_id[rid].sizes) if rid in by_id else [],
+        }
+        for rid, why in list(uncovered.items())[:EXAMPLES]
+    }
+    return pairs, named
 
 
 @dg.asset(
@@ -162,9 +233,15 @@ SPS_CHECKS = ("scores_in_range", "unique_keys", "covers_workload")
         "3/2/1. A persisted budget keeps every (subscription, location) below 10 calls per 62 minutes, "
         "with quarantine on 'maximum number of requests'; invalid regions and sizes are learned. When no "
         "endpoint has budget left it stops cleanly with what it collected and names what it did not. "
-        "Idempotent and resumable: finished batches are checkpointed under deterministic keys."
+        "Every answer is validated before it is stored (an unknown score or zone label, a 4xx other than "
+        "throttling fail at once, never retried nor checkpointed); unscored statuses and other rows left "
+        "out are counted by reason in `dropped`. Idempotent and resumable: finished batches are "
+        "checkpointed under keys derived from what they cover (a digest of the partition, desired count "
+        "and requests), never their position; damaged checkpoints or state files are moved aside "
+        "(`moved_aside`) and redone. scores_in_range and unique_keys are blocking; covers_workload is not "
+        "(partial coverage is explicit)."
     ),
-    check_specs=[dg.AssetCheckSpec(name, asset=SPS) for name in SPS_CHECKS],
+    check_specs=SPS_CHECK_SPECS,
     output_required=False,
     pool="azure_sps",
 )
@@ -205,10 +282,21 @@ def azure_sps(
         )
     except AuthenticationFailed as exc:
         raise dg.Failure(
-            description=f"Azure refused the login ({azure_credentials.describe()}): {exc}"
+            description=f"Azure refused the login ({azure_credentials.describe()}): {exc}",
+            allow_retries=False,
         ) from exc
+    except (PermanentError, MalformedResponse) as exc:
+        raise _permanent_failure(f"azure/sps {pk}", exc) from exc
     key = keys.sps_key(PROVIDER, pk, count)
-    write_frame(lake, key, result.frame)
+    guards = [
+        range_check(result.frame, "Score", 1, 3, "scores_in_range"),
+        unique_keys_check(result.frame, KEY_COLUMNS),
+    ]
+    written = write_if_guarded(context, lake, key, result.frame, guards)
+    for moved in result.moved_aside:
+        context.log.warning("moved aside: %s", moved)
+    if result.dropped:
+        context.log.info("%s: answers left out, by reason: %s", pk, result.dropped)
     left = budget.view(endpoints, azure_api.now(window_start(pk)))
     if result.uncovered:
         context.log.warning(
@@ -218,7 +306,7 @@ def azure_sps(
             len(requests),
             "budget exhausted" if result.budget_exhausted else "errors",
         )
-    uncovered = {str(k): v for k, v in list(result.uncovered.items())[:EXAMPLES]}
+    uncovered_pairs, uncovered = _uncovered_detail(result.uncovered, requests)
     yield dg.MaterializeResult(
         metadata=run_metadata(
             watch,
@@ -232,11 +320,15 @@ def azure_sps(
             batches_resumed=result.batches_resumed,
             throttle_retries=result.throttle_retries,
             transient_retries=result.transient_retries,
+            written=written,
             unscored=result.unscored,
+            dropped=dg.MetadataValue.json(result.dropped),
+            moved_aside=_json(result.moved_aside),
             quarantined=dg.MetadataValue.json(result.quarantined),
             learned_invalid_regions=dg.MetadataValue.json(result.learned_regions),
             learned_invalid_sizes=dg.MetadataValue.json(result.learned_sizes),
             uncovered_requests=len(result.uncovered),
+            uncovered_pairs=uncovered_pairs,
             uncovered=dg.MetadataValue.json(uncovered),
             budget_exhausted=result.budget_exhausted,
             budget_endpoints=left.endpoints,
@@ -246,12 +338,17 @@ def azure_sps(
             credential_source=azure_credentials.describe(),
         ),
         check_results=[
-            range_check(result.frame, "Score", 1, 3, "scores_in_range"),
-            unique_keys_check(result.frame, KEY_COLUMNS),
+            *guards,
             dg.AssetCheckResult(
                 check_name="covers_workload",
                 passed=not result.uncovered,
-                metadata={"requests": len(requests), "uncovered": len(result.uncovered)},
+                metadata={
+                    "requests": len(requests),
+                    "planned_pairs": sum(r.pairs for r in requests),
+                    "uncovered_requests": len(result.uncovered),
+                    "uncovered_pairs": uncovered_pairs,
+                    "uncovered": dg.MetadataValue.json(uncovered),
+                },
             ),
         ],
     )
@@ -264,10 +361,12 @@ def azure_sps(
     kinds={"python", "parquet"},
     description=(
         "Interruption frequency per (tier, size, region) from Resource Graph spotresources eviction rates "
-        "(azure-mgmt-resourcegraph, paged by skip token): 0-5→3.0 … 20+→1.0, SKU spelling kept. Idempotent: "
-        "deterministic key, overwritten whole."
+        "(azure-mgmt-resourcegraph, paged by skip token): 0-5→3.0 … 20+→1.0, SKU spelling kept (the tier is "
+        "recognised case-insensitively; the merge matches sizes case-insensitively). Rows left out are "
+        "counted by reason in `dropped`; an unknown bucket or a 4xx fails at once. Idempotent: "
+        "deterministic key, overwritten whole. unique_keys is blocking."
     ),
-    check_specs=[dg.AssetCheckSpec("unique_keys", asset=IF)],
+    check_specs=[dg.AssetCheckSpec("unique_keys", asset=IF, blocking=True)],
     output_required=False,
 )
 def azure_interruption_frequency(
@@ -285,13 +384,18 @@ def azure_interruption_frequency(
         result = collect_interruption_frequency(azure_api, azure_credentials.load(), window_start(pk))
     except AuthenticationFailed as exc:
         raise dg.Failure(
-            description=f"Azure refused the login ({azure_credentials.describe()}): {exc}"
+            description=f"Azure refused the login ({azure_credentials.describe()}): {exc}",
+            allow_retries=False,
         ) from exc
+    except (PermanentError, MalformedResponse) as exc:
+        raise _permanent_failure(f"azure/interruption_frequency {pk}", exc) from exc
     except TransientError as exc:
         # Resource Graph kept failing after the client's own retries: a later attempt may succeed.
+        context.log.warning("%s: %s; retrying the step", pk, exc)
         raise dg.RetryRequested(max_retries=2, seconds_to_wait=60) from exc
     key = keys.interruption_frequency_key(PROVIDER, pk)
-    write_frame(lake, key, result.frame)
+    guards = [unique_keys_check(result.frame, ("InstanceTier", "InstanceType", "Region"))]
+    written = write_if_guarded(context, lake, key, result.frame, guards)
     yield dg.MaterializeResult(
         metadata=run_metadata(
             watch,
@@ -299,9 +403,10 @@ def azure_interruption_frequency(
             api_calls=result.api_calls,
             simulated=azure_api.simulated,
             location=lake.location(key),
+            written=written,
             dropped=dg.MetadataValue.json(result.dropped),
         ),
-        check_results=[unique_keys_check(result.frame, ("InstanceTier", "InstanceType", "Region"))],
+        check_results=guards,
     )
 
 
@@ -333,7 +438,13 @@ def azure_price(
     try:
         result = collect_prices(azure_api, window_start(pk), regions)
     except PricePageFailed as exc:
-        raise dg.Failure(description=str(exc), metadata={"url": exc.url, "reason": exc.reason}) from exc
+        raise dg.Failure(
+            description=str(exc),
+            metadata={"url": exc.url, "reason": exc.reason},
+            allow_retries=not exc.permanent,
+        ) from exc
+    except MalformedResponse as exc:
+        raise _permanent_failure(f"azure/price {pk}", exc) from exc
     key = keys.spot_price_key(PROVIDER, pk)
     write_frame(lake, key, result.frame)
     missing = sorted(set(regions) - set(result.frame["Region"]))
@@ -390,12 +501,27 @@ def _optional(
     description=(
         "The window's merged Azure snapshot keyed by (InstanceTier, InstanceType, Region, AvailabilityZone) "
         "with T2/T3 history across desired counts joined on that key (never on DesiredCount); SPS rows "
-        "without a price kept with -1 prices. Vectorised. Idempotent: a pure function of the lake's inputs, "
-        "written to a deterministic key."
+        "without a price kept with -1 prices; prices at the precision the API returned. Names are matched "
+        "case-insensitively, keeping the price list's / SPS's spelling. Vectorised. Idempotent: a pure "
+        "function of the lake's inputs, written to a deterministic key. unique_keys, scores_in_range and "
+        "join_coverage guard what is published: they are blocking, and a snapshot failing one is not "
+        "written, so delta and sinks do not run on it. inputs_complete is not blocking: an overdue input "
+        "is merged as an explicit -1 gap by design."
     ),
     check_specs=[
-        dg.AssetCheckSpec("unique_keys", asset=MERGED),
-        dg.AssetCheckSpec("scores_in_range", asset=MERGED),
+        dg.AssetCheckSpec("unique_keys", asset=MERGED, blocking=True),
+        dg.AssetCheckSpec("scores_in_range", asset=MERGED, blocking=True),
+        dg.AssetCheckSpec(
+            "join_coverage",
+            asset=MERGED,
+            blocking=True,
+            description=(
+                f"Fails when the joins collapse: fewer than {MIN_PRICE_COVERAGE:.0%} of the scored "
+                f"(tier, size, region) pairs found a price, or fewer than {MIN_IF_COVERAGE:.0%} of the "
+                "priced or scored pairs found an eviction rate (e.g. 0 rows joined after a change of "
+                "spelling). An input missing altogether is judged by inputs_complete instead."
+            ),
+        ),
         dg.AssetCheckSpec("inputs_complete", asset=MERGED),
     ],
     pool="azure_merge",
@@ -417,7 +543,31 @@ def azure_merged(
     if missing:
         context.log.warning("%s merged with explicit -1 gaps; missing inputs: %s", pk, ", ".join(missing))
     key = keys.merged_key(PROVIDER, pk)
-    write_frame(lake, key, result.frame)
+    coverage = result.coverage
+    collapsed = coverage.problems(
+        MIN_PRICE_COVERAGE,
+        MIN_IF_COVERAGE,
+        price_present=keys.spot_price_key(PROVIDER, pk) not in missing,
+        if_present=keys.interruption_frequency_key(PROVIDER, pk) not in missing,
+    )
+    guards = [
+        unique_keys_check(result.frame, KEY_COLUMNS),
+        range_check(result.frame, "Score", 1, 3, "scores_in_range", allowed=(-1,)),
+        dg.AssetCheckResult(
+            check_name="join_coverage",
+            passed=not collapsed,
+            metadata={
+                "problems": "; ".join(collapsed),
+                "scored_pairs": coverage.scored_pairs,
+                "scored_priced": coverage.scored_priced,
+                "market_pairs": coverage.market_pairs,
+                "market_rated": coverage.market_rated,
+                "min_price_coverage": MIN_PRICE_COVERAGE,
+                "min_if_coverage": MIN_IF_COVERAGE,
+            },
+        ),
+    ]
+    written = write_if_guarded(context, lake, key, result.frame, guards)
     return dg.MaterializeResult(
         metadata=run_metadata(
             watch,
@@ -431,11 +581,14 @@ def azure_merged(
             carried_rows=result.carried_rows,
             regional_rows=result.regional_rows,
             unpriced_rows=result.unpriced_rows,
+            price_coverage=float(coverage.price_fraction),
+            if_coverage=float(coverage.if_fraction),
+            respelled=dg.MetadataValue.json(result.respelled),
+            written=written,
             missing_inputs=dg.MetadataValue.json(missing),
         ),
         check_results=[
-            unique_keys_check(result.frame, KEY_COLUMNS),
-            range_check(result.frame, "Score", 1, 3, "scores_in_range", allowed=(-1,)),
+            *guards,
             dg.AssetCheckResult(
                 check_name="inputs_complete", passed=not missing, metadata={"missing": ", ".join(missing)}
             ),

@@ -7,23 +7,34 @@ Budget rule (SpotLake's, kept): fewer than 10 calls per (subscription, location)
 most `CALLS_PER_ENDPOINT` timestamps newer than ``now - BUDGET_HORIZON``. An endpoint that answered "maximum
 number of requests" is quarantined until ``now + QUARANTINE``. Slots are taken before the call and never
 given back: a slot reserved for a call that was not made errs on the safe side.
+
+Self-healing: a state file that is empty, not JSON or breaks its schema (a kill mid-write on a filesystem
+without atomic rename, a bad manual edit) is moved aside to ``quarantine/…`` (named in the log and in
+`moved_aside`, which the assets put in metadata) and rebuilt empty, instead of failing every rerun. Losing a
+budget file forgets recent calls: Azure's own "maximum number of requests" answer then quarantines the
+endpoints that are really spent. A file is only ever written after its new content validated.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from spotlake_assets.azure.constants import BUDGET_HORIZON, CALLS_PER_ENDPOINT, PROVIDER, QUARANTINE
 from spotlake_assets.azure.models import Endpoint
-from spotlake_assets.lake.errors import CorruptLakeFile, PreconditionFailed
+from spotlake_assets.core.windows import day_start
+from spotlake_assets.lake import keys
+from spotlake_assets.lake.errors import CorruptLakeFile, LakeKeyNotFound, PreconditionFailed
 from spotlake_assets.lake.resources import LakeResource
+
+log = logging.getLogger(__name__)
 
 BUDGET_KEY = f"state/{PROVIDER}/sps_budget.json"
 INVALID_KEY = f"state/{PROVIDER}/sps_invalid.json"
@@ -49,33 +60,67 @@ def _parse_time(value: Any, location: str) -> datetime:
     return moment
 
 
-class _JsonState:
-    """One JSON object in the lake, changed only by compare-and-swap."""
+def _timestamps(value: Any, location: str, where: str) -> None:
+    if not isinstance(value, dict):
+        raise CorruptLakeFile(location, f"{where!r} must be an object")
+    for stamps in value.values():
+        for stamp in stamps if isinstance(stamps, list) else [stamps]:
+            _parse_time(stamp, location)
 
-    def __init__(self, lake: LakeResource, key: str) -> None:
+
+Validator = Callable[[dict[str, Any], str], None]
+
+
+class _JsonState:
+    """One JSON object in the lake, changed only by compare-and-swap; damaged content is moved aside."""
+
+    def __init__(self, lake: LakeResource, key: str, validate: Validator) -> None:
         self._lake = lake
         self._key = key
+        self._validate = validate
         self._lock = threading.Lock()
+        # Damaged versions found, with where they went ("corrupt lake file <where>: <why> → moved to …").
+        self.moved_aside: list[str] = []
 
     @property
     def location(self) -> str:
         return self._lake.location(self._key)
+
+    def _decode(self, data: bytes) -> dict[str, Any]:
+        try:
+            document = json.loads(data)
+        except ValueError as exc:
+            raise CorruptLakeFile(self.location, f"not JSON ({exc})") from exc
+        if not isinstance(document, dict):
+            raise CorruptLakeFile(self.location, "not a JSON object")
+        self._validate(document, self.location)
+        return document
 
     def read(self) -> tuple[dict[str, Any], str | None]:
         head = self._lake.head(self._key)
         if head is None:
             return {}, None
         try:
-            document = json.loads(self._lake.read_bytes(self._key))
-        except ValueError as exc:
-            raise CorruptLakeFile(self.location, f"not JSON ({exc})") from exc
-        if not isinstance(document, dict):
-            raise CorruptLakeFile(self.location, "not a JSON object")
-        return document, head.etag
+            return self._decode(self._lake.read_bytes(self._key)), head.etag
+        except LakeKeyNotFound:
+            return {}, None  # another attempt moved a damaged version aside meanwhile
+        except CorruptLakeFile as exc:
+            again = self._lake.head(self._key)
+            if again is None or again.etag != head.etag:
+                # Someone replaced it since we read it: never move their (valid) version aside.
+                return self.read()
+            moved = self._lake.move_aside(self._key, str(exc))
+            log.warning(
+                "state file %s is damaged (%s); moved aside to %s, rebuilt empty", self.location, exc, moved
+            )
+            self.moved_aside.append(f"{exc} → moved to {moved}")
+            return {}, None
 
     def _attempt(self, mutate: Callable[[dict[str, Any]], T]) -> T:
         document, etag = self.read()
         result = mutate(document)
+        # Never store what could not be read back: a bug here would otherwise poison every later run.
+        self._validate(document, self.location)
         data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
         try:
             if etag is None:
@@ -99,6 +144,19 @@ class _JsonState:
         return result
 
 
+def _validate_budget(document: dict[str, Any], location: str) -> None:
+    _timestamps(document.get("calls", {}), location, "calls")
+    for key, stamps in document.get("calls", {}).items():
+        if not isinstance(stamps, list):
+            raise CorruptLakeFile(location, f"calls[{key!r}] is not a list")
+    _timestamps(document.get("quarantine", {}), location, "quarantine")
+
+
+def _validate_invalid(document: dict[str, Any], location: str) -> None:
+    _timestamps(document.get("regions", {}), location, "regions")
+    _timestamps(document.get("sizes", {}), location, "sizes")
+
+
 @dataclass(frozen=True)
 class BudgetView:
     """How much budget is left at one moment (for metadata and for deciding to stop)."""
@@ -116,10 +174,15 @@ class EndpointBudget:
     def __init__(
         self, lake: LakeResource, *, limit: int = CALLS_PER_ENDPOINT, horizon: Any = BUDGET_HORIZON
     ) -> None:
-        self._state = _JsonState(lake, BUDGET_KEY)
+        self._state = _JsonState(lake, BUDGET_KEY, _validate_budget)
         self.limit = limit
         self.horizon = horizon
         self.quarantine_period = QUARANTINE
+
+    @property
+    def moved_aside(self) -> list[str]:
+        """Damaged budget files moved aside by this object (for metadata)."""
+        return list(self._state.moved_aside)
 
     def _clean(
         self, document: dict[str, Any], now: datetime
@@ -217,10 +280,16 @@ class InvalidValues:
 
 
 class InvalidRegistry:
-    """Regions and sizes the SPS API rejected, learned from its error messages and never planned again."""
+    """Regions and sizes the SPS API rejected, learned from its error messages and left out of the plans of
+    later days (each value with the moment it was first learned)."""
 
     def __init__(self, lake: LakeResource) -> None:
-        self._state = _JsonState(lake, INVALID_KEY)
+        self._state = _JsonState(lake, INVALID_KEY, _validate_invalid)
+
+    @property
+    def moved_aside(self) -> list[str]:
+        """Damaged registry files moved aside by this object (for metadata)."""
+        return list(self._state.moved_aside)
 
     def _parse(self, document: dict[str, Any]) -> InvalidValues:
         regions, sizes = document.get("regions", {}), document.get("sizes", {})
@@ -249,3 +318,76 @@ class InvalidRegistry:
             document["sizes"] = dict(sorted(known.sizes.items()))
 
         self._state.update(mutate)
+
+
+def learned_before(values: InvalidValues, cutoff: datetime) -> InvalidValues:
+    """The registry entries first learned strictly before ``cutoff``. Pure."""
+    return InvalidValues(
+        {k: v for k, v in values.regions.items() if datetime.fromisoformat(v) < cutoff},
+        {k: v for k, v in values.sizes.items() if datetime.fromisoformat(v) < cutoff},
+    )
+
+
+def exclusions_key(day: str) -> str:
+    """The create-only record of what the day's workload left out, next to the workload itself."""
+    return keys.sps_exclusions_key(PROVIDER, day)
+
+
+@dataclass(frozen=True)
+class PlanExclusions:
+    """The invalid regions and sizes a day's plan leaves out, and how they were obtained."""
+
+    values: InvalidValues
+    # "recorded" (first build), "reused" (a rebuild reads the record) or "re-derived" (the record was
+    # damaged and moved aside: derived again from the registry by the same rule).
+    source: str
+    moved_aside: tuple[str, ...] = ()
+
+
+def _exclusions_bytes(values: InvalidValues) -> bytes:
+    document = {"regions": dict(sorted(values.regions.items())), "sizes": dict(sorted(values.sizes.items()))}
+    _validate_invalid(document, "")
+    return json.dumps(document, sort_keys=True, indent=1).encode()
+
+
+def _read_exclusions(lake: LakeResource, key: str) -> InvalidValues:
+    location = lake.location(key)
+    try:
+        document = json.loads(lake.read_bytes(key))
+    except ValueError as exc:
+        raise CorruptLakeFile(location, f"not JSON ({exc})") from exc
+    if not isinstance(document, dict) or set(document) != {"regions", "sizes"}:
+        raise CorruptLakeFile(location, "not an object with exactly 'regions' and 'sizes'")
+    _validate_invalid(document, location)
+    return InvalidValues(dict(document["regions"]), dict(document["sizes"]))
+
+
+def plan_exclusions(lake: LakeResource, day: str, registry: InvalidRegistry) -> PlanExclusions:
+    """What the workload of ``day`` leaves out, identical on every rebuild of that day.
+
+    Rule: the registry entries learned before the day starts (UTC, on the registry's clock — the wall clock
+    against Azure, the window clock in the simulation). The plan for D is built at 23:55 on D-1, so that is
+    everything known then, and what D's own SPS calls learn only reaches D+1's plan. The set is recorded
+    create-only at `exclusions_key` on the first build and read back by every rebuild, so nothing that
+    happens to the registry later (more learning, a damaged registry moved aside) changes an existing
+    day's plan. A damaged record is moved aside (named) and derived again by the same rule.
+    """
+    key = exclusions_key(day)
+    moved: list[str] = []
+    try:
+        return PlanExclusions(_read_exclusions(lake, key), "reused", tuple(registry.moved_aside))
+    except LakeKeyNotFound:
+        source = "recorded"
+    except CorruptLakeFile as exc:
+        target = lake.move_aside(key, str(exc))
+        log.warning("plan exclusions %s are damaged (%s); moved aside to %s", key, exc, target)
+        moved.append(f"{exc} → moved to {target}")
+        source = "re-derived"
+    start = datetime.combine(day_start(day), time(0), tzinfo=UTC)
+    values = learned_before(registry.load(), start)
+    try:
+        lake.write_bytes(key, _exclusions_bytes(values), create_only=True)
+    except PreconditionFailed:
+        # A concurrent first build recorded it first: that record is the day's.
+        values, source = _read_exclusions(lake, key), "reused"
+    return PlanExclusions(values, source, tuple(moved + registry.moved_aside))

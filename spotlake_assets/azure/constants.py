@@ -37,6 +37,10 @@ EVICTION_RATE_QUERY = """spotresources
 IF_BUCKETS: dict[str, float] = {"0-5": 3.0, "5-10": 2.5, "10-15": 2.0, "15-20": 1.5, "20+": 1.0}
 # Spot Placement Score labels → SpotLake's Score.
 SCORES: dict[str, int] = {"High": 3, "Medium": 2, "Low": 1}
+# Documented answers that are not a score (KnownPlacementScoreValue): kept out of the data and counted.
+UNSCORED_STATUSES = ("DataNotFoundOrStale", "InsufficientQuota", "RestrictedSkuNotAvailable")
+# Azure numbers the availability zones of a region 1..3.
+ZONES = ("1", "2", "3")
 
 # Retail price rows of sovereign and government clouds: not offered to SpotLake's public-cloud users.
 SOVEREIGN_LOCATION_PREFIXES = ("US Gov", "US DoD", "US Sec", "China", "Germany", "DE Central", "DE Northeast")
@@ -48,6 +52,13 @@ SPOT_METER_SUFFIX = " Spot"
 NO_ZONE = "N/A"
 REGIONAL_ZONE = "Single"
 MISSING = -1
+
+# The blocking `join_coverage` check of azure/merged: below these fractions a join has collapsed (a renamed
+# or respelled column, a wrong region vocabulary) rather than thinned. Every scored pair was planned from
+# the price list, so nearly all should be priced; Resource Graph rates fewer SKUs than are sold, so the IF
+# floor is lower.
+MIN_PRICE_COVERAGE = 0.5  # of the scored (tier, size, region) pairs, the share with a price
+MIN_IF_COVERAGE = 0.25  # of the priced or scored pairs, the share with an eviction rate
 
 WORKLOAD_COLUMNS = ("RequestId", "Regions", "Sizes", "Pairs", "Batch")
 UNIVERSE_COLUMNS = ("InstanceTier", "InstanceType", "Region", "RegionName", "Planned")

@@ -10,9 +10,17 @@ Rows, keyed by (InstanceTier, InstanceType, Region, AvailabilityZone):
   T2/T3 history kept, prices and IF refreshed — so a missed window does not reset the ladder;
 - one ``N/A`` row per priced or rated (tier, size, region) with no AZ row at all (SpotLake's outer join).
 
+Names are matched case-insensitively: Resource Graph spells some SKUs in lower case
+(``standard_nc24ads_a100_v4``) while the price list and SPS use Azure's canonical spelling
+(``Standard_NC24ads_A100_v4``). Before joining, every (tier, size, region) spelling is mapped to the first one
+found in price, SPS, the previous snapshot, then IF, so the output keeps the price list's / SPS's spelling;
+``respelled`` counts the rows whose names were mapped, per input. ``coverage`` says how many scored pairs
+found a price and how many priced or scored pairs found an eviction rate (a collapse fails a blocking check).
+
 Values: price and IF are joined on (tier, size, region); missing numbers are -1 — an SPS row without a price
-is kept (SpotLake dropped it). ``Score`` is the single-node score: refreshed in desired-count-1 windows and
-carried in the others (a row without one yet shows the window's score); -1 where this window has no score.
+is kept (SpotLake dropped it). Prices keep the precision the API returned (no rounding). ``Score`` is the
+single-node score: refreshed in desired-count-1 windows and carried in the others (a row without one yet
+shows the window's score); -1 where this window has no score.
 T3/T2 follow the ladder of :mod:`spotlake_assets.core.ladder` (``ladder_step``) on the full key — never on
 ``DesiredCount`` — with success High (T3) and Medium or better (T2). ``DesiredCount`` is the window's count
 on scored rows and -1 elsewhere; ``Savings`` is ``int(100 - 100*Spot/OnDemand)`` or -1.
@@ -40,10 +48,45 @@ from spotlake_assets.azure.constants import (
 from spotlake_assets.core.delta import CodeArray, KeyIndex, column_codes, require_columns, unique_key_index
 from spotlake_assets.core.ladder import ladder_step, previous_scores
 
-PRICE_DECIMALS = 5
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 IndexArray = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class JoinCoverage:
+    """How well the window's inputs joined, on distinct (tier, size, region) pairs."""
+
+    scored_pairs: int  # pairs with an SPS row
+    scored_priced: int  # of those, pairs with a price
+    market_pairs: int  # pairs with an SPS row or a price
+    market_rated: int  # of those, pairs with an eviction rate
+
+    @property
+    def price_fraction(self) -> float:
+        return self.scored_priced / self.scored_pairs if self.scored_pairs else 1.0
+
+    @property
+    def if_fraction(self) -> float:
+        return self.market_rated / self.market_pairs if self.market_pairs else 1.0
+
+    def problems(
+        self, min_price: float, min_if: float, *, price_present: bool = True, if_present: bool = True
+    ) -> list[str]:
+        """Why the join collapsed (empty when it did not). An input that is missing altogether is an
+        explicit gap reported elsewhere (``inputs_complete``), so its coverage is not judged here."""
+        found = []
+        if price_present and self.scored_pairs and self.price_fraction < min_price:
+            found.append(
+                f"price coverage {self.scored_priced}/{self.scored_pairs} scored pairs "
+                f"({self.price_fraction:.1%}) is below {min_price:.0%}"
+            )
+        if if_present and self.market_pairs and self.if_fraction < min_if:
+            found.append(
+                f"IF coverage {self.market_rated}/{self.market_pairs} priced or scored pairs "
+                f"({self.if_fraction:.1%}) is below {min_if:.0%}"
+            )
+        return found
 
 
 @dataclass(frozen=True)
@@ -53,6 +96,8 @@ class MergeResult:
     carried_rows: int  # AZ rows kept from the previous window without a score this window
     regional_rows: int  # N/A rows: priced or rated pairs without any AZ row
     unpriced_rows: int  # rows with a score but no price (kept with -1 prices)
+    coverage: JoinCoverage
+    respelled: dict[str, int]  # "<input>.<column>" → rows whose names were respelled
 
 
 def savings(spot: FloatArray, ondemand: FloatArray) -> IntArray:
@@ -117,8 +162,17 @@ def merge_snapshot(
         raise ValueError(f"time {time!r} must be timezone-aware (windows are UTC)")
     _check_desired_count(sps, desired_count)
 
-    frames = {"sps": sps, "price": price, "interruption_frequency": interruption_frequency, "previous": prev}
+    frames, respelled = canonical_spellings(
+        {"sps": sps, "price": price, "interruption_frequency": interruption_frequency, "previous": prev}
+    )
+    sps, price, interruption_frequency, prev = (
+        frames["sps"],
+        frames["price"],
+        frames["interruption_frequency"],
+        frames["previous"],
+    )
     codes = _Codes.build(frames)
+    coverage = _coverage(codes)
     rows = _rows(codes, _numbers(sps["Score"]))
     # Each step keeps only what later steps read, and the codes and row keys are dropped before the
     # per-row columns pile up: the peak is then about the output plus a few arrays, not twice it.
@@ -136,8 +190,8 @@ def merge_snapshot(
     ).lookup(rows.pair)
     raw, carried_rows, regional_rows = rows.raw, rows.carried, rows.regional
     del codes, rows
-    ondemand = np.round(_filled(_gather(_numbers(price["OndemandPrice"]), price_at)), PRICE_DECIMALS)
-    spot = np.round(_filled(_gather(_numbers(price["SpotPrice"]), price_at)), PRICE_DECIMALS)
+    ondemand = _filled(_gather(_numbers(price["OndemandPrice"]), price_at))
+    spot = _filled(_gather(_numbers(price["SpotPrice"]), price_at))
     rate = _filled(_gather(_numbers(interruption_frequency["IF"]), rate_at))
     del price_at, rate_at
     observed = raw >= 1
@@ -177,6 +231,57 @@ def merge_snapshot(
         carried_rows=carried_rows,
         regional_rows=regional_rows,
         unpriced_rows=int((observed & (spot < 0)).sum()),
+        coverage=coverage,
+        respelled=respelled,
+    )
+
+
+# Whose spelling wins when names differ only by case: the price list's (the plan and SPS come from it),
+# then SPS's, then the published history's; Resource Graph's last.
+_SPELLING_PRIORITY = ("price", "sps", "previous", "interruption_frequency")
+
+
+def _distinct_names(series: pd.Series) -> list[str]:
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        values = list(series.cat.categories)
+    else:
+        values = list(pd.unique(series.to_numpy()))
+    return [v for v in values if isinstance(v, str)]
+
+
+def canonical_spellings(frames: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
+    """``frames`` with every (tier, size, region) name replaced by its canonical spelling (the first
+    case-insensitive match in `_SPELLING_PRIORITY` order), and how many rows of each input changed.
+    Frames that need no change are returned as they are (no copy)."""
+    out = dict(frames)
+    respelled: dict[str, int] = {}
+    for column in PAIR_COLUMNS:
+        canonical: dict[str, str] = {}
+        for name in _SPELLING_PRIORITY:
+            for value in _distinct_names(frames[name][column]):
+                canonical.setdefault(value.casefold(), value)
+        for name, frame in out.items():
+            changes = {
+                v: canonical[v.casefold()]
+                for v in _distinct_names(frame[column])
+                if canonical[v.casefold()] != v
+            }
+            if not changes:
+                continue
+            values = frame[column].astype(object)
+            respelled[f"{name}.{column}"] = int(values.isin(list(changes)).sum())
+            out[name] = frame.assign(**{column: values.replace(changes)})
+    return out, respelled
+
+
+def _coverage(codes: _Codes) -> JoinCoverage:
+    scored, priced, rated = (np.unique(codes.pairs[i]) for i in range(3))
+    market = np.union1d(scored, priced)
+    return JoinCoverage(
+        scored_pairs=len(scored),
+        scored_priced=int(np.isin(scored, priced).sum()),
+        market_pairs=len(market),
+        market_rated=int(np.isin(market, rated).sum()),
     )
 
 

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from spotlake_assets.azure.constants import SCORES, UNSCORED_STATUSES, ZONES
+from spotlake_assets.core.validation import MalformedResponse as MalformedResponse
+from spotlake_assets.core.validation import normalise_name, parse_label
+
+_SCORE_LABELS = {label: label for label in (*SCORES, *UNSCORED_STATUSES)}
+_ZONE_LABELS = {zone: zone for zone in ZONES}
 
 
 @dataclass(frozen=True)
@@ -82,10 +90,6 @@ class AzureApiError(Exception):
     """Base class for failures of the Azure API resource."""
 
 
-class MalformedResponse(AzureApiError):
-    """An answer that does not match the documented shape (names what was wrong)."""
-
-
 class AuthenticationFailed(AzureApiError):
     """The token endpoint refused the service principal (the message never holds the secret)."""
 
@@ -115,6 +119,11 @@ class InvalidRequestValues(AzureApiError):
         self.sizes = sizes
 
 
+class PermanentError(AzureApiError):
+    """A 4xx answer other than throttling (bad request, not found, conflict…): asking again gets the same
+    answer, so it fails at once instead of spending retries and budget."""
+
+
 class TransientError(AzureApiError):
     """A timeout, a dropped connection or a 5xx answer: worth a bounded number of retries."""
 
@@ -122,7 +131,29 @@ class TransientError(AzureApiError):
 class PricePageFailed(AzureApiError):
     """A Retail Prices page that kept failing after its retries: no page may be silently lost."""
 
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"retail prices page {url} failed after retries: {reason}")
+    def __init__(self, url: str, reason: str, *, permanent: bool = False) -> None:
+        how = "failed (permanent, not retried)" if permanent else "failed after retries"
+        super().__init__(f"retail prices page {url} {how}: {reason}")
         self.url = url
         self.reason = reason
+        self.permanent = permanent
+
+
+def checked_placement_score(
+    sku: Any, region: Any, zone: Any, score: Any, *, call: str, row: object
+) -> PlacementScore:
+    """One SPS answer validated where it enters: names normalised, the score a known label (a score or a
+    documented status) and the zone one of Azure's zone numbers. Anything else raises `MalformedResponse`
+    naming the call, field, value and row, so an unknown label is never dropped or stored verbatim."""
+    label = parse_label(score, _SCORE_LABELS, call=call, field="score", row=row)
+    checked_zone = (
+        None
+        if zone is None or zone == ""
+        else parse_label(zone, _ZONE_LABELS, call=call, field="availabilityZone", row=row)
+    )
+    return PlacementScore(
+        sku=normalise_name(sku, call=call, field="sku", row=row),
+        region=normalise_name(region, call=call, field="region", row=row),
+        availability_zone=checked_zone,
+        score=str(label),
+    )

@@ -54,12 +54,15 @@ from spotlake_assets.azure.models import (
     InvalidRequestValues,
     MalformedResponse,
     MaxRequestsReached,
+    PermanentError,
     PlacementScore,
     PricePageFailed,
     RetailPrice,
     Throttled,
     TransientError,
+    checked_placement_score,
 )
+from spotlake_assets.core.validation import normalise_name
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +140,10 @@ class AzureApi(dg.ConfigurableResource, ABC):  # type: ignore[type-arg]
 
         Raises `MaxRequestsReached`, `Throttled` (429 with Retry-After), `InvalidRequestValues` (unknown
         SKUs or locations, named), `TransientError` (timeouts, 5xx), `AuthenticationFailed`,
-        `MalformedResponse`. Never retries by itself: every attempt spends the endpoint's budget, so the
-        collector decides.
+        `PermanentError` (any other 4xx) and `MalformedResponse` (an answer breaking the documented shape:
+        an unknown score or zone label, a missing field). Every returned score went through
+        `checked_placement_score`. Never retries by itself: every attempt spends the endpoint's budget,
+        so the collector decides.
         """
 
 
@@ -196,22 +201,24 @@ def error_message(body: bytes) -> str:
 
 
 def parse_placement_scores(document: Any, where: str) -> list[PlacementScore]:
+    """The scores of one SPS answer, each validated by `checked_placement_score` (`MalformedResponse`
+    naming the call, field, value and entry for anything outside the documented vocabulary)."""
     if not isinstance(document, dict) or not isinstance(document.get("placementScores"), list):
-        raise MalformedResponse(f"{where}: the answer has no placementScores list")
+        value = document.get("placementScores") if isinstance(document, dict) else document
+        raise MalformedResponse(where, "placementScores", value, reason="not a list")
     scores: list[PlacementScore] = []
     for position, entry in enumerate(document["placementScores"]):
+        row = f"placementScores[{position}]"
         if not isinstance(entry, dict):
-            raise MalformedResponse(f"{where}: placementScores[{position}] is not an object")
-        sku, region, score = entry.get("sku"), entry.get("region"), entry.get("score")
-        if not all(isinstance(v, str) and v for v in (sku, region, score)):
-            raise MalformedResponse(f"{where}: placementScores[{position}] lacks sku, region or score")
-        zone = entry.get("availabilityZone")
+            raise MalformedResponse(where, row, entry, reason="not an object")
         scores.append(
-            PlacementScore(
-                sku=str(sku),
-                region=str(region),
-                availability_zone=str(zone) if zone else None,
-                score=str(score),
+            checked_placement_score(
+                entry.get("sku"),
+                entry.get("region"),
+                entry.get("availabilityZone"),
+                entry.get("score"),
+                call=where,
+                row=row,
             )
         )
     return scores
@@ -222,20 +229,22 @@ _PRICE_FIELDS = ("armRegionName", "location", "armSkuName", "meterName", "produc
 
 def parse_price_page(document: Any, url: str) -> tuple[list[RetailPrice], str | None]:
     """One Retail Prices page → (items, NextPageLink or None)."""
+    call = f"retail prices page {url}"
     if not isinstance(document, dict) or not isinstance(document.get("Items"), list):
-        raise MalformedResponse(f"retail prices page {url}: no Items list")
+        value = document.get("Items") if isinstance(document, dict) else document
+        raise MalformedResponse(call, "Items", value, reason="not a list")
     items: list[RetailPrice] = []
     for position, item in enumerate(document["Items"]):
-        if not isinstance(item, dict) or any(name not in item for name in _PRICE_FIELDS):
-            raise MalformedResponse(
-                f"retail prices page {url}: Items[{position}] lacks one of {_PRICE_FIELDS}"
-            )
+        row = f"Items[{position}]"
+        if not isinstance(item, dict):
+            raise MalformedResponse(call, row, item, reason="not an object")
+        missing = [name for name in _PRICE_FIELDS if name not in item]
+        if missing:
+            raise MalformedResponse(call, missing[0], None, row, f"missing (needs {list(_PRICE_FIELDS)})")
         try:
             price = float(item["retailPrice"])
         except (TypeError, ValueError) as exc:
-            raise MalformedResponse(
-                f"retail prices page {url}: Items[{position}].retailPrice: {exc}"
-            ) from exc
+            raise MalformedResponse(call, "retailPrice", item["retailPrice"], row, "not a number") from exc
         items.append(
             RetailPrice(
                 arm_region_name=str(item["armRegionName"] or ""),
@@ -251,8 +260,13 @@ def parse_price_page(document: Any, url: str) -> tuple[list[RetailPrice], str | 
         )
     link = document.get("NextPageLink")
     if link is not None and not isinstance(link, str):
-        raise MalformedResponse(f"retail prices page {url}: NextPageLink is not a string")
+        raise MalformedResponse(call, "NextPageLink", link, reason="not a string")
     return items, link or None
+
+
+def _permanent(status: int) -> bool:
+    """A 4xx that asking again cannot fix (throttling and request timeouts can be waited out)."""
+    return 400 <= status < 500 and status not in (408, 429)
 
 
 def retail_prices_url(base: str, region: str | None) -> str:
@@ -383,15 +397,21 @@ class AzureSdkApi(AzureApi):
         pages = 0
         while url is not None:
             if url in seen:
-                raise MalformedResponse(f"retail prices: NextPageLink {url} repeats an earlier page")
+                raise MalformedResponse(
+                    "retail prices", "NextPageLink", url, reason="repeats an earlier page"
+                )
             seen.add(url)
             try:
                 response = client.send_request(HttpRequest("GET", url), **self._call_options(False))
             except AzureError as exc:
                 raise PricePageFailed(url, f"{type(exc).__name__}: {exc}") from exc
-            if response.status_code != 200:
-                # RetryPolicy already retried 429/5xx; anything still failing loses a page unless we stop.
-                raise PricePageFailed(url, f"HTTP {response.status_code}: {error_message(response.read())}")
+            status = response.status_code
+            if status != 200:
+                # RetryPolicy already retried 408/429/5xx; any other 4xx was not retried, because asking
+                # again gets the same answer. Either way a lost page must stop the asset.
+                raise PricePageFailed(
+                    url, f"HTTP {status}: {error_message(response.read())}", permanent=_permanent(status)
+                )
             try:
                 document = response.json()
             except ValueError as exc:
@@ -439,22 +459,28 @@ class AzureSdkApi(AzureApi):
                 )
             pages += 1
             data = answer.data
+            call = f"resource graph eviction rates page {pages}"
             if not isinstance(data, list):
-                raise MalformedResponse(f"resource graph page {pages}: data is not a list of objects")
+                raise MalformedResponse(call, "data", type(data).__name__, reason="not a list of objects")
             for position, entry in enumerate(data):
-                if not isinstance(entry, dict) or not all(
-                    isinstance(entry.get(k), str) and entry.get(k)
-                    for k in ("location", "skuName", "evictionRate")
-                ):
-                    raise MalformedResponse(
-                        f"resource graph page {pages} row {position}: needs location, skuName, evictionRate"
+                row = f"data[{position}]"
+                if not isinstance(entry, dict):
+                    raise MalformedResponse(call, row, entry, reason="not an object")
+                rows.append(
+                    EvictionRate(
+                        normalise_name(entry.get("location"), call=call, field="location", row=row),
+                        # Spelling kept (Azure returns some in lower case): matching folds case later.
+                        normalise_name(entry.get("skuName"), call=call, field="skuName", row=row),
+                        normalise_name(entry.get("evictionRate"), call=call, field="evictionRate", row=row),
                     )
-                rows.append(EvictionRate(entry["location"], entry["skuName"], entry["evictionRate"]))
+                )
             token = answer.skip_token
             if not token:
                 break
             if token in seen:
-                raise MalformedResponse(f"resource graph: $skipToken repeats after page {pages}")
+                raise MalformedResponse(
+                    "resource graph eviction rates", "$skipToken", token, reason=f"repeats after page {pages}"
+                )
             seen.add(token)
         log.info("resource graph: %s eviction-rate rows in %s pages", len(rows), pages)
         return EvictionRates(items=tuple(rows), pages=pages)
@@ -502,7 +528,10 @@ class AzureSdkApi(AzureApi):
             )
             return sorted(self.fallback_sps_locations)
         raise MalformedResponse(
-            f"SPS location probe: HTTP {response.status_code} without a list of locations"
+            "SPS location probe",
+            "error.message",
+            error_message(response.content)[:200],
+            reason=f"HTTP {response.status_code} without a list of supported locations",
         )
 
     def spot_placement_scores(
@@ -527,7 +556,9 @@ class AzureSdkApi(AzureApi):
             try:
                 document = response.json()
             except ValueError as exc:
-                raise MalformedResponse(f"{where}: the answer is not JSON: {exc}") from exc
+                raise MalformedResponse(
+                    where, "body", response.text()[:200], reason=f"not JSON ({exc})"
+                ) from exc
             return parse_placement_scores(document, where)
         message = error_message(response.content)
         if MAX_REQUESTS_MESSAGE in message.lower():
@@ -541,6 +572,8 @@ class AzureSdkApi(AzureApi):
         bad_regions, bad_sizes = invalid_values(message)
         if bad_regions or bad_sizes:
             raise InvalidRequestValues(f"{where}: {message}", regions=bad_regions, sizes=bad_sizes)
+        if _permanent(status):
+            raise PermanentError(f"{where}: HTTP {status} (permanent, not retried): {message}")
         raise AzureApiError(f"{where}: HTTP {status}: {message}")
 
 
@@ -553,8 +586,12 @@ def _arm_errors(operation: str) -> Iterator[None]:
         raise AuthenticationFailed(f"{operation}: {exc.message}") from exc
     except HttpResponseError as exc:
         status = exc.status_code or 0
-        if status == 429 or status >= 500:
+        if status in (408, 429) or status >= 500:
             raise TransientError(f"{operation}: HTTP {status}: {exc.message}") from exc
+        if _permanent(status):
+            raise PermanentError(
+                f"{operation}: HTTP {status} (permanent, not retried): {exc.message}"
+            ) from exc
         raise AzureApiError(f"{operation}: HTTP {status}: {exc.message}") from exc
     except (ServiceRequestError, ServiceResponseError) as exc:
         raise TransientError(f"{operation}: {type(exc).__name__}: {exc}") from exc
@@ -566,20 +603,23 @@ def azure_resources(environment: str, environ: Mapping[str, str]) -> dict[str, A
     ``local``: the simulated Azure (`SPOTLAKE_SEED`, `SPOTLAKE_SCALE`) and simulated credentials. ``test`` and
     ``prod``: the SDK-backed API; credentials from SpotLake's `AzureAuth` DynamoDB table, or from environment
     variables when `SPOTLAKE_AZURE_AUTH=env` (secrets read as `dg.EnvVar`s at run time, never here).
+
+    Every value is parsed by the one resolver (`spotlake_assets.environment.load_settings`), so a bad
+    `SPOTLAKE_SCALE` or an unknown ``environment`` fails here with the same `InvalidSetting` message as
+    everywhere else.
     """
     from spotlake_assets.azure.credentials import AzureCredentials
+    from spotlake_assets.environment import load_settings
 
-    if environment == "local":
+    settings = load_settings({**environ, "SPOTLAKE_ENV": environment})
+    if settings.environment == "local":
         from spotlake_assets.azure.simulation import SimulatedAzureApi
 
-        seed = int(environ.get("SPOTLAKE_SEED", "7"))
         return {
-            "azure_api": SimulatedAzureApi(seed=seed, scale=float(environ.get("SPOTLAKE_SCALE", "1.0"))),
-            "azure_credentials": AzureCredentials(source="simulated", seed=seed),
+            "azure_api": SimulatedAzureApi(seed=settings.seed, scale=settings.scale),
+            "azure_credentials": AzureCredentials(source="simulated", seed=settings.seed),
         }
-    if environment not in ("test", "prod"):
-        raise ValueError(f"unknown environment {environment!r} (expected local, test or prod)")
-    if environ.get("SPOTLAKE_AZURE_AUTH", "dynamodb").strip().lower() == "env":
+    if settings.azure_auth == "env":
         credentials = AzureCredentials(
             source="environment",
             tenant_id=dg.EnvVar("AZURE_TENANT_ID"),
@@ -590,7 +630,7 @@ def azure_resources(environment: str, environ: Mapping[str, str]) -> dict[str, A
     else:
         credentials = AzureCredentials(
             source="dynamodb",
-            table=environ.get("SPOTLAKE_AZURE_AUTH_TABLE", "AzureAuth"),
-            item_id=environ.get("SPOTLAKE_AZURE_AUTH_ITEM", "login_auth_az_true"),
+            table=settings.azure_auth_table,
+            item_id=settings.azure_auth_item,
         )
     return {"azure_api": AzureSdkApi(), "azure_credentials": credentials}

@@ -38,12 +38,12 @@ from spotlake_assets.azure.catalogue import AzureCatalogue, SizeSpec, load_catal
 from spotlake_assets.azure.constants import MAX_LOCATIONS_PER_REQUEST, MAX_SIZES_PER_REQUEST
 from spotlake_assets.azure.models import (
     AuthenticationFailed,
-    AzureApiError,
     AzureLogin,
     Endpoint,
     EvictionRate,
     InvalidRequestValues,
     MaxRequestsReached,
+    PermanentError,
     PlacementScore,
     PricePageFailed,
     RetailPrice,
@@ -278,13 +278,13 @@ class SimulatedAzureApi(AzureApi):
         if endpoint.subscription not in login.subscriptions:
             raise AuthenticationFailed(f"{endpoint.label}: subscription not granted to {login.label}")
         if endpoint.location not in catalogue.sps_endpoints:
-            raise AzureApiError(
+            raise PermanentError(
                 f"{endpoint.label}: supported locations are '{', '.join(catalogue.sps_endpoints)}'"
             )
         if not regions or not sizes:
-            raise AzureApiError("InvalidParameter: desiredLocations and desiredSizes must not be empty")
+            raise PermanentError("InvalidParameter: desiredLocations and desiredSizes must not be empty")
         if len(regions) > MAX_LOCATIONS_PER_REQUEST or len(sizes) > MAX_SIZES_PER_REQUEST:
-            raise AzureApiError(
+            raise PermanentError(
                 f"InvalidParameter: at most {MAX_LOCATIONS_PER_REQUEST} locations and "
                 f"{MAX_SIZES_PER_REQUEST} sizes per request, got {len(regions)} x {len(sizes)}"
             )

@@ -90,9 +90,11 @@ def run_failure_alert(context: dg.RunFailureSensorContext, slack: SlackWebhook) 
 
 
 def slack_resource(environ: Mapping[str, str]) -> SlackWebhook:
-    """The webhook as an EnvVar when set (its value never lands in config shown by the UI), else none."""
-    if environ.get("SPOTLAKE_SLACK_WEBHOOK_URL"):
-        return SlackWebhook(
-            url=dg.EnvVar("SPOTLAKE_SLACK_WEBHOOK_URL"), ui_url=environ.get("SPOTLAKE_UI_URL")
-        )
-    return SlackWebhook(ui_url=environ.get("SPOTLAKE_UI_URL"))
+    """The webhook as an EnvVar when set (its value never lands in config shown by the UI), else none. The
+    variables are parsed by the one resolver (`spotlake_assets.environment.load_settings`)."""
+    from spotlake_assets.environment import load_settings
+
+    settings = load_settings(environ)
+    if settings.slack_webhook_set:
+        return SlackWebhook(url=dg.EnvVar("SPOTLAKE_SLACK_WEBHOOK_URL"), ui_url=settings.ui_url)
+    return SlackWebhook(ui_url=settings.ui_url)

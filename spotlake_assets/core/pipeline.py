@@ -157,7 +157,8 @@ def build_change_assets(spec: ProviderSpec) -> Sequence[dg.AssetsDefinition]:
             "A missing or unreadable previous snapshot is an explicit first window (logged, in metadata). "
             "Idempotent: a pure function of two merged snapshots, written to a deterministic key."
         ),
-        check_specs=[dg.AssetCheckSpec("unique_keys", asset=delta_asset_key)],
+        # Blocking: duplicated keys would publish two versions of one pool in the same window.
+        check_specs=[dg.AssetCheckSpec("unique_keys", asset=delta_asset_key, blocking=True)],
     )
     def delta(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         watch = Stopwatch()

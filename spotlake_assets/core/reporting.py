@@ -9,6 +9,8 @@ import dagster as dg
 import pandas as pd
 
 from spotlake_assets.core.metrics import Stopwatch
+from spotlake_assets.lake.frames import write_frame
+from spotlake_assets.lake.resources import LakeResource
 
 
 def run_metadata(
@@ -91,3 +93,20 @@ def skip_unobserved(
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"skipped": True, "reason": reason},
         )
+
+
+def write_if_guarded(
+    context: dg.AssetExecutionContext,
+    lake: LakeResource,
+    key: str,
+    frame: pd.DataFrame,
+    guards: list[dg.AssetCheckResult],
+) -> bool:
+    """Write ``frame`` only when every blocking guard passed. A frame that failed one must not reach the
+    lake either: the lake sensor and the next window's merge and delta read what is there."""
+    failed = [str(g.check_name) for g in guards if not g.passed]
+    if failed:
+        context.log.error("%s not written: blocking checks failed: %s", lake.location(key), ", ".join(failed))
+        return False
+    write_frame(lake, key, frame)
+    return True

@@ -71,8 +71,15 @@ def sps_checkpoint_prefix(provider: str, partition_key: str) -> str:
     return f"state/{provider}/sps_checkpoints/{day}/{hm}/"
 
 
-def sps_checkpoint_key(provider: str, partition_key: str, group: int) -> str:
-    return f"{sps_checkpoint_prefix(provider, partition_key)}group_{group:05d}.parquet"
+def sps_checkpoint_key(provider: str, partition_key: str, label: str, digest: str) -> str:
+    """A finished unit of SPS work (an AWS credential group, an Azure batch), named by a digest of what it
+    covers: a rebuilt plan that puts other work at the same position can never resume from it."""
+    return f"{sps_checkpoint_prefix(provider, partition_key)}{label}_{digest}.parquet"
+
+
+def sps_exclusions_key(provider: str, day_key: str) -> str:
+    """What a day's SPS plan left out (learned invalid values), recorded once so a rebuild reuses it."""
+    return f"rawdata/{provider}/workloads/{_day_path(day_key)}/sps_exclusions.json"
 
 
 def credential_map_key(provider: str, day_key: str) -> str:

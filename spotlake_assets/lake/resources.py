@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import ipaddress
 import os
+import re
 import tempfile
 import threading
 import time
@@ -20,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
 import dagster as dg
@@ -28,7 +30,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import PrivateAttr
 
-from spotlake_assets.lake.errors import LakeKeyNotFound, PreconditionFailed, ReadOnlyLocation
+from spotlake_assets.lake.errors import (
+    InvalidBucketName,
+    LakeAccessDenied,
+    LakeBucketNotFound,
+    LakeKeyNotFound,
+    PreconditionFailed,
+    ReadOnlyLocation,
+)
 
 # S3 operations that change a bucket; the read-bucket guard refuses all of them.
 _S3_WRITE_OPERATIONS = frozenset(
@@ -45,6 +54,27 @@ _S3_WRITE_OPERATIONS = frozenset(
         "RestoreObject",
     }
 )
+
+_BUCKET_ALPHABET = re.compile(r"[a-z0-9.-]+")
+# Error codes S3 answers when the identity may not act on the bucket (HEAD answers the bare status).
+_ACCESS_DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled"})
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why S3 would reject ``name`` as a general-purpose bucket name, or None when it is valid. Checked before
+    any request, so a typo is reported with the variable that holds it instead of botocore's bare error."""
+    if not 3 <= len(name) <= 63:
+        return f"it has {len(name)} characters (3 to 63 allowed)"
+    if not _BUCKET_ALPHABET.fullmatch(name):
+        return "only lowercase letters, digits, '.' and '-' are allowed"
+    if not (name[0].isalnum() and name[-1].isalnum()):
+        return "it must begin and end with a letter or digit"
+    if ".." in name:
+        return "it has two adjacent dots"
+    with contextlib.suppress(ValueError):
+        ipaddress.IPv4Address(name)
+        return "it is formatted as an IP address"
+    return None
 
 
 @dataclass(frozen=True)
@@ -236,6 +266,9 @@ class S3Lake(LakeResource):
     max_attempts: int = 5
     # The `test` environment: the read bucket must be a different bucket from the one written to.
     require_distinct_buckets: bool = False
+    # The environment variables that named the buckets, so an error about a bucket says where to fix it.
+    bucket_variable: str | None = None
+    config_bucket_variable: str | None = None
 
     _client: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
@@ -247,6 +280,7 @@ class S3Lake(LakeResource):
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
+                self._check_bucket_names()
                 if self.require_distinct_buckets and self.read_bucket == self.bucket:
                     raise ReadOnlyLocation(
                         f"read bucket and write bucket are both s3://{self.bucket}: this environment must "
@@ -262,6 +296,29 @@ class S3Lake(LakeResource):
                     client.meta.events.register("provide-client-params.s3.*", self._refuse_read_bucket_writes)
                 self._client = client
             return self._client
+
+    def _check_bucket_names(self) -> None:
+        for bucket in (self.bucket, self.read_bucket):
+            problem = bucket_name_problem(bucket)
+            if problem:
+                raise InvalidBucketName(
+                    f"{self._variable_of(bucket) or 'bucket'}={bucket!r} is not an S3 bucket name: {problem}"
+                )
+
+    def _variable_of(self, bucket: str) -> str | None:
+        if bucket == self.bucket:
+            return self.bucket_variable
+        return self.config_bucket_variable or self.bucket_variable
+
+    def _reraise(self, exc: ClientError, bucket: str, key: str) -> NoReturn:
+        """Raise a missing bucket or a refused access as a lake error naming the bucket, the key, the
+        operation and the variable that set the bucket; any other failure unchanged."""
+        code = exc.response.get("Error", {}).get("Code")
+        if code == "NoSuchBucket":
+            raise LakeBucketNotFound(bucket, key, exc.operation_name, self._variable_of(bucket)) from exc
+        if code in _ACCESS_DENIED:
+            raise LakeAccessDenied(bucket, key, exc.operation_name, self._variable_of(bucket)) from exc
+        raise exc
 
     def _refuse_read_bucket_writes(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if model.name in _S3_WRITE_OPERATIONS and params.get("Bucket") == self.read_bucket:
@@ -279,7 +336,7 @@ class S3Lake(LakeResource):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
                 raise LakeKeyNotFound(f"s3://{bucket}/{key}") from None
-            raise
+            self._reraise(exc, bucket, key)
         return body
 
     def read_bytes(self, key: str) -> bytes:
@@ -292,9 +349,10 @@ class S3Lake(LakeResource):
         try:
             response = self.client().head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
+            # A missing bucket also answers HEAD with a bare 404: the write that follows names it.
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return None
-            raise
+            self._reraise(exc, self.bucket, key)
         return StoredObject(key, str(response["ETag"]).strip('"'))
 
     def write_bytes(
@@ -314,7 +372,7 @@ class S3Lake(LakeResource):
                     "the object already exists" if create_only else "the object changed since it was read"
                 )
                 raise PreconditionFailed(self.location(key), detail) from None
-            raise
+            self._reraise(exc, self.bucket, key)
         return StoredObject(key, str(response["ETag"]).strip('"'))
 
     def move_aside(self, key: str, reason: str) -> str:
@@ -331,7 +389,7 @@ class S3Lake(LakeResource):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
                 return ""
-            raise
+            self._reraise(exc, self.bucket, key)
         client.delete_object(Bucket=self.bucket, Key=key)
         return self.location(target)
 
@@ -339,6 +397,9 @@ class S3Lake(LakeResource):
         paginator = self.client().get_paginator("list_objects_v2")
         extra = {"StartAfter": start_after} if start_after else {}
         keys: list[str] = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **extra):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **extra):
+                keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        except ClientError as exc:
+            self._reraise(exc, self.bucket, prefix)
         return sorted(keys)

@@ -7,7 +7,9 @@
 
 The lake is ``--lake`` (a directory or ``s3://bucket[/prefix]``), else the current environment's
 (`SPOTLAKE_ENV`: local ``$SPOTLAKE_HOME/lake``, test ``s3://$SPOTLAKE_WRITE_BUCKET``, prod
-``s3://$SPOTLAKE_BUCKET``). Results go to standard output; progress and errors to standard error.
+``s3://$SPOTLAKE_BUCKET``), resolved by `spotlake_assets.environment` like every other entry point: an
+unknown `SPOTLAKE_ENV` or a bad `SPOTLAKE_*` value fails, with ``--lake`` too. Results go to standard
+output; progress and errors to standard error.
 Exit codes: 0 rows printed, 1 nothing matched (an empty range, no pool), 2 a usage or lookup error.
 """
 
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from spotlake_assets.environment import InvalidSetting, load_settings
 from spotlake_assets.lake.errors import LakeError
 from spotlake_assets.query.engine import LatestFilter, PoolFilter, QueryError, SpotQuery, columns_of, render
 from spotlake_assets.query.lake import ArrowLake, LakeLocationError, default_location
@@ -92,12 +95,22 @@ def _progress(quiet: bool, started: float) -> Callable[[str], None]:
 def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     say = _progress(args.quiet, started)
+    # Resolved even with --lake: a mistyped SPOTLAKE_ENV must fail here as it fails everywhere else.
+    settings = load_settings()
     location = args.lake or default_location()
     endpoint = (
         args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     )
     region = args.s3_region or os.environ.get("AWS_DEFAULT_REGION")
-    lake = ArrowLake.open(location, endpoint_url=endpoint, region=region)
+    try:
+        lake = ArrowLake.open(location, endpoint_url=endpoint, region=region)
+    except LakeLocationError as exc:
+        if args.lake:
+            raise
+        raise LakeLocationError(
+            f"{exc} (the SPOTLAKE_ENV={settings.environment} lake, from {settings.lake_variable}; "
+            "--lake reads another)"
+        ) from None
     engine = SpotQuery(lake, args.provider, progress=say)
     if args.kind == "latest":
         frame = engine.latest(
@@ -149,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QueryError as exc:
         _error(str(exc))
         return exc.exit_code
+    except InvalidSetting as exc:
+        _error(str(exc))
+        return 2
     except (LakeLocationError, LakeError) as exc:
         _error(str(exc))
         return 2

@@ -4,7 +4,6 @@ in its wheel, and its datasets hand DuckDB streaming scans with filter pushdown.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
@@ -12,6 +11,7 @@ from urllib.parse import urlparse
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from spotlake_assets.environment import InvalidSetting, load_settings
 from spotlake_assets.lake.errors import LakeKeyNotFound
 
 DEFAULT_S3_REGION = "us-west-2"
@@ -80,13 +80,10 @@ class ArrowLake:
 
 
 def default_location(environ: Mapping[str, str] | None = None) -> str:
-    """Where the current environment's lake is (the same rules as `spotlake_assets.environment`)."""
-    env = os.environ if environ is None else environ
-    name = env.get("SPOTLAKE_ENV", "local").strip().lower()
-    if name == "prod" and env.get("SPOTLAKE_BUCKET"):
-        return f"s3://{env['SPOTLAKE_BUCKET']}"
-    if name == "test" and env.get("SPOTLAKE_WRITE_BUCKET"):
-        return f"s3://{env['SPOTLAKE_WRITE_BUCKET']}"
-    if name in {"prod", "test"}:
-        raise LakeLocationError(f"SPOTLAKE_ENV={name} names no bucket: pass --lake s3://bucket")
-    return str(Path(env.get("SPOTLAKE_HOME", ".spotlake")) / "lake")
+    """Where the current environment's lake is, as the one resolver (`spotlake_assets.environment`) says:
+    an unknown `SPOTLAKE_ENV` or a bad variable raises its `InvalidSetting`, never a quiet local fallback."""
+    settings = load_settings(environ)
+    try:
+        return settings.lake_location()
+    except InvalidSetting as exc:
+        raise LakeLocationError(f"{exc}: set it or pass --lake s3://bucket") from None

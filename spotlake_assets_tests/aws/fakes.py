@@ -78,7 +78,13 @@ class ScriptedAwsApi(AwsApi):
         if self.throttle_every_call or attempt <= self.throttle_first_attempts:
             raise Throttled("RequestLimitExceeded")
         if instance_type == self.malformed_type:
-            raise MalformedResponse(f"{instance_type}: score without AvailabilityZoneId")
+            raise MalformedResponse(
+                "GetSpotPlacementScores",
+                "AvailabilityZoneId",
+                None,
+                {"InstanceType": instance_type},
+                "missing",
+            )
         return [
             SpsScore(instance_type, region, zid, 1 + (len(instance_type) + i) % 10)
             for region in regions

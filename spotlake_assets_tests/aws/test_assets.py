@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 import pytest
 
+from spotlake_assets.aws import workload
 from spotlake_assets.aws.assets import aws_assets
 from spotlake_assets.aws.constants import FEATURE_COLUMNS, KEY_COLUMNS, MERGED_COLUMNS
 from spotlake_assets.aws.credentials import AwsCredentialPool
-from spotlake_assets.aws.simulation import SimulatedAwsApi
+from spotlake_assets.aws.simulation import SimulatedAwsApi, SimulatedWorld, simulated_credentials
+from spotlake_assets.aws.workload import PackingResult
 from spotlake_assets.core.windows import capacity_for_window
 from spotlake_assets.lake import keys
-from spotlake_assets.lake.frames import read_frame
+from spotlake_assets.lake.frames import read_frame, write_frame
 from spotlake_assets.lake.resources import LocalLake
 from spotlake_assets.sinks.timestream import LocalTimestream
 from spotlake_assets_tests.aws.fakes import NoOfferingsApi, ScriptedAwsApi
@@ -292,3 +295,166 @@ def test_overdue_inputs_merge_with_explicit_gaps(day_built: LocalLake) -> None:
     merged = read_frame(lake, keys.merged_key("aws", WINDOWS[0]))
     assert (merged["IF"] == -1).all() and (merged["SpotPrice"] == -1).all()
     assert (merged["SPS"] >= 1).all()
+
+
+# --- issue 10: nothing wrong is published, nothing is dropped silently, state heals itself ------------------
+
+PUBLISHING = ["aws/merged", "aws/delta", "history/aws", "timestream/aws", "latest/aws"]
+
+
+def step_failure_description(result: dg.ExecuteInProcessResult) -> str:
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    data = failure.step_failure_data
+    assert data is not None and data.user_failure_data is not None
+    return data.user_failure_data.description or ""
+
+
+def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def test_an_out_of_range_score_is_never_stored_and_a_rerun_collects_again(
+    day_built: LocalLake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = day_built
+    with monkeypatch.context() as patch:
+        patch.setattr(SimulatedWorld, "sps_score", staticmethod(lambda pool, capacity, window: 11))
+        bad = run(lake, WINDOW_ASSETS, WINDOWS[0], raise_on_error=False)
+    assert not bad.success
+    assert step_failure_description(bad).startswith(
+        "malformed response from GetSpotPlacementScores: field 'Score' = 11 in row {'InstanceType': "
+    )
+    assert materialized(bad) <= {"aws/interruption_frequency", "aws/spot_price"}
+    # Neither checkpointed nor written: the rerun with a sound answer queries again and publishes it.
+    assert lake.list_keys("state/aws/sps_checkpoints/") == []
+    assert lake.list_keys("rawdata/aws/sps/") == []
+    good = run(lake, WINDOW_ASSETS, WINDOWS[0])
+    assert metadata(good, "aws/sps")["api_calls"] > 0
+    latest = pd.DataFrame(json.loads(lake.read_bytes(keys.latest_key("aws"))))
+    assert latest["SPS"].between(1, 10).all()
+
+
+def test_merged_coverage_is_measured_against_the_plan_and_blocks_publishing(day_built: LocalLake) -> None:
+    lake = day_built
+    run(lake, ["aws/sps", "aws/interruption_frequency", "aws/spot_price"], WINDOWS[0])
+    sps_key = keys.sps_key("aws", WINDOWS[0], capacity_for_window(WINDOWS[0]))
+    sps = read_frame(lake, sps_key)
+    lost = sps.iloc[0]
+    # An SPS file short of one planned (type, AZ) pair: merged's own SPS input cannot reveal it.
+    write_frame(lake, sps_key, sps.drop(index=0))
+    result = run(lake, PUBLISHING, WINDOWS[0], raise_on_error=False)
+    assert checks(result)["aws/merged:covers_workload"] is False
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "covers_workload")
+    assert check.metadata["missing_type_az"].value == 1
+    (sample,) = check.metadata["missing_sample"].value  # type: ignore[misc]
+    assert sample.startswith(f"{lost['InstanceType']} in ") and lost["AZ"] in sample
+    # A failed guard stops the publication in the same run: no delta, history, Timestream or latest.
+    assert materialized(result) == {"aws/merged"}
+    assert not result.success
+    assert not lake.exists(keys.delta_key("aws", WINDOWS[0]))
+    assert lake.list_keys("history/aws/") == [] and not lake.exists(keys.latest_key("aws"))
+    assert lake.list_keys("timestream/") == []
+
+
+def test_merged_reports_rows_it_drops(day_built: LocalLake) -> None:
+    lake = day_built
+    run(lake, ["aws/sps", "aws/interruption_frequency", "aws/spot_price"], WINDOWS[0])
+    price_key = keys.spot_price_key("aws", WINDOWS[0])
+    prices = read_frame(lake, price_key)
+    stray = pd.DataFrame({"InstanceType": ["m5.large"] * 2, "AZ": ["zzz1-az9"] * 2, "SpotPrice": [0.1, 0.2]})
+    write_frame(lake, price_key, pd.concat([prices, stray.assign(InstanceType=["m5.large", "c5.large"])]))
+    result = run(lake, ["aws/merged"], WINDOWS[0])
+    merged = metadata(result, "aws/merged")
+    assert merged["dropped_rows"] == {"spot_price: AZ id not in the day's zones": 2}
+    assert merged["unknown_azs"] == ["zzz1-az9"]
+    assert set(merged["unjoined_rows"]) == {
+        "interruption_frequency: no pool of that (InstanceType, Region)",
+        "ondemand: no pool of that (InstanceType, Region)",
+    }
+
+
+class AdvisorWithoutRegion(SimulatedAwsApi):
+    """The simulated advisor document with one region's entries gone."""
+
+    missing_region: str = "eu-west-1"
+
+    def spot_advisor_document(self, window_start: datetime) -> bytes:
+        document = json.loads(super().spot_advisor_document(window_start))
+        del document["spot_advisor"][self.missing_region]
+        return json.dumps(document).encode()
+
+
+def test_an_advisor_without_a_workload_region_fails_naming_it(day_built: LocalLake) -> None:
+    region = sorted(read_frame(day_built, keys.zones_key("aws", DAY))["Region"])[0]
+    api = AdvisorWithoutRegion(seed=11, scale=0.03, missing_region=region)
+    result = dg.materialize(
+        aws_assets,
+        selection=["aws/interruption_frequency"],
+        partition_key=WINDOWS[0],
+        resources={**resources(day_built), "aws_api": api},
+    )
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "covers_workload_regions")
+    assert (check.passed, check.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert check.metadata["missing_regions"].value == [region]
+    assert checks(run(day_built, ["aws/interruption_frequency"], WINDOWS[0])) == {
+        "aws/interruption_frequency:unique_keys": True,
+        "aws/interruption_frequency:covers_workload_regions": True,
+    }
+
+
+def test_sps_api_calls_count_every_attempt(local_lake: LocalLake) -> None:
+    """Rotations and throttle retries are calls too: 2 queries, 1 exhausted credential, 3 throttles."""
+    first_key = simulated_credentials(5, 7)[0].access_key_id
+    api = ScriptedAwsApi(exhausted_keys=[first_key], throttle_first_attempts=2)
+    dg.materialize(
+        aws_assets, selection=["aws/workload"], partition_key=DAY, resources=scripted(local_lake, api)
+    )
+    result = dg.materialize(
+        aws_assets,
+        selection=["aws/sps"],
+        partition_key=WINDOWS[0],
+        resources=scripted(local_lake, api),
+        run_config=FAST_SPS,
+    )
+    sps = metadata(result, "aws/sps")
+    # c5.xlarge: MaxConfigLimitExceeded on the first key, throttled once, answered; m5.large: throttled
+    # twice, answered.
+    assert (sps["api_calls"], sps["credential_rotations"], sps["throttle_retries"]) == (6, 1, 3)
+
+
+def test_workload_reports_the_optimality_gap(local_lake: LocalLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    def one_region_per_query(weights: Any, capacity: int = 10, time_limit_s: float = 2.0) -> PackingResult:
+        bins = tuple((region,) for region in sorted(weights))
+        return PackingResult(bins=bins, status="FEASIBLE", lower_bound=1, solve_seconds=0.0)
+
+    monkeypatch.setattr(workload, "pack_regions", one_region_per_query)
+    result = dg.materialize(
+        aws_assets,
+        selection=["aws/workload"],
+        partition_key=DAY,
+        resources=scripted(local_lake, ScriptedAwsApi()),
+    )
+    built = metadata(result, "aws/workload")
+    # Two types over two regions: 4 queries where 2 would do.
+    assert (built["queries"], built["lower_bound"], built["optimality_gap"]) == (4, 2, 1.0)
+
+
+def test_damaged_checkpoint_and_ledger_are_moved_aside_and_named(
+    day_built: LocalLake, caplog: pytest.LogCaptureFixture
+) -> None:
+    lake = day_built
+    first = run(lake, ["aws/sps"], WINDOWS[0])
+    damaged = lake.list_keys(keys.sps_checkpoint_prefix("aws", WINDOWS[0]))[0]
+    lake.write_bytes(damaged, b"")
+    lake.write_bytes(keys.credential_map_key("aws", DAY), b"{ cut short")
+    again = run(lake, ["aws/sps"], WINDOWS[0])
+    sps = metadata(again, "aws/sps")
+    (moved,) = sps["checkpoints_moved_aside"]
+    assert moved.startswith(lake.location(damaged) + " → ")
+    (ledger,) = sps["ledger_moved_aside"]
+    assert ledger.startswith(lake.location(keys.credential_map_key("aws", DAY)) + " → ")
+    assert sps["groups_resumed"] == sps["credential_groups"] - 1 and sps["api_calls"] > 0
+    sps_key = keys.sps_key("aws", WINDOWS[0], capacity_for_window(WINDOWS[0]))
+    assert metadata(first, "aws/sps")["rows"] == sps["rows"] == len(read_frame(lake, sps_key))
+    assert f"checkpoint {damaged} is damaged" in caplog.text
+    assert "credential ledger" in caplog.text and "is damaged" in caplog.text

@@ -17,6 +17,7 @@ from spotlake_assets.aws.collectors.interruption_frequency import (
     MalformedAdvisorDocument,
     collect_interruption_frequency,
     parse_spot_advisor,
+    uncovered_regions,
 )
 from spotlake_assets.aws.collectors.ondemand_price import collect_ondemand_prices
 from spotlake_assets.aws.collectors.spot_price import collect_spot_prices
@@ -143,6 +144,36 @@ def test_parse_spot_advisor_empty_regions_gives_a_typed_empty_frame() -> None:
     document["spot_advisor"] = {}
     frame = parse_spot_advisor(json.dumps(document).encode())
     assert frame.empty and tuple(frame.columns) == IF_COLUMNS and frame["IF"].dtype == "float64"
+
+
+def _padded_names(document: dict[str, Any]) -> None:
+    advisor = document["spot_advisor"]
+    advisor["us-east-1 "] = advisor.pop("us-east-1")
+    linux = advisor["us-east-1 "]["Linux"]
+    linux["m5.large\u200b"] = linux.pop("m5.large")
+
+
+def test_parse_spot_advisor_normalises_names() -> None:
+    # Trailing and zero-width spaces used to make "m5.large\u200b" a type of its own that joined nothing.
+    assert parse_spot_advisor(_mutated(_padded_names)).equals(parse_spot_advisor(ADVISOR))
+
+
+def test_parse_spot_advisor_rejects_names_that_collide_once_normalised() -> None:
+    def twice(document: dict[str, Any]) -> None:
+        linux = document["spot_advisor"]["us-east-1"]["Linux"]
+        linux["m5.large "] = dict(linux["m5.large"])
+
+    with pytest.raises(MalformedAdvisorDocument, match="name the same region and instance type"):
+        parse_spot_advisor(_mutated(twice))
+
+
+def test_uncovered_regions_names_workload_regions_without_advisor_rows() -> None:
+    frame = parse_spot_advisor(ADVISOR)
+    assert uncovered_regions(frame, ["us-east-1", "eu-west-1"]) == []
+    assert uncovered_regions(frame, ["us-east-1", "ap-east-1", "eu-west-1", "af-south-1"]) == [
+        "af-south-1",
+        "ap-east-1",
+    ]
 
 
 def _mutated(change: Any) -> bytes:
@@ -310,7 +341,7 @@ def test_ondemand_prices_collected_and_failures_reported() -> None:
         },
         failures={
             "ap-east-1": RegionUnavailable("ap-east-1", "GetProducts: EndpointConnectionError: unreachable"),
-            "sa-east-1": MalformedResponse("pricing sa-east-1 SKU X: no product.attributes"),
+            "sa-east-1": MalformedResponse("GetProducts sa-east-1", "product.attributes", None, "SKU X"),
         },
     )
     result = collect_ondemand_prices(api, ["us-east-1", "eu-west-1", "ap-east-1", "sa-east-1", "us-east-1"])
@@ -323,7 +354,8 @@ def test_ondemand_prices_collected_and_failures_reported() -> None:
     ]
     assert result.failed_regions == {
         "ap-east-1": "GetProducts: EndpointConnectionError: unreachable",
-        "sa-east-1": "MalformedResponse: pricing sa-east-1 SKU X: no product.attributes",
+        "sa-east-1": "MalformedResponse: malformed response from GetProducts sa-east-1: field "
+        "'product.attributes' = None in row 'SKU X'",
     }
     assert result.api_calls == 4
 

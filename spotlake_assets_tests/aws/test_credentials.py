@@ -46,6 +46,28 @@ def test_bad_csv_is_named_without_secrets(text: str, message: str) -> None:
     assert "s1" not in str(info.value) and "s2" not in str(info.value)
 
 
+def test_a_byte_order_mark_before_the_header_is_accepted(local_lake: LocalLake) -> None:
+    # Excel's "CSV UTF-8" and Notepad save one; the header then read "\ufeffAccessKeyId".
+    local_lake.write_bytes("config/aws/credentials.csv", b"\xef\xbb\xbf" + CSV.encode())
+    creds = AwsCredentialPool(source="lake_csv").load(local_lake)
+    assert [c.access_key_id for c in creds] == ["FAKEKEY0000000000001", "FAKEKEY0000000000002"]
+    assert [c.index for c in parse_credentials_csv("\ufeff" + CSV, "secretsmanager:x")] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Blank lines are skipped by the reader: the line named is the file's, not the row's position.
+        ("AccessKeyId,SecretAccessKey\n\nFAKEKEY1,\n", "line 3 has an empty"),
+        ('AccessKeyId,SecretAccessKey\nFAKEKEY1,"s1\nstill s1"\nFAKEKEY2,\n', "line 4 has an empty"),
+        ("Key,Secret\nA,B\n", "line 1 \\(header\\) lacks columns"),
+    ],
+)
+def test_csv_errors_name_the_file_and_line(text: str, message: str) -> None:
+    with pytest.raises(CredentialPoolError, match=f"^lake:config/aws/credentials.csv: {message}"):
+        parse_credentials_csv(text, "lake:config/aws/credentials.csv")
+
+
 def test_secret_never_in_repr() -> None:
     credential = pool(1)[0]
     assert "fake-secret" not in repr(credential)
@@ -87,14 +109,15 @@ def test_rotation_retires_and_exhaustion_is_named(local_lake: LocalLake) -> None
         ledger.rotate(1, 0, second)
 
 
-def test_concurrent_ledgers_never_share_a_credential(s3_lake: LakeResource) -> None:
+def test_concurrent_ledgers_never_share_a_credential(s3_server_lake: LakeResource) -> None:
+    # A moto server applying one request at a time: in-process moto's conditional writes are not atomic.
     creds = pool(40)
     chosen: dict[tuple[int, int], int] = {}
     lock = threading.Lock()
 
     def worker(slot_group: int) -> None:
         # Separate ledger objects stand for separate processes racing on the same S3 object.
-        ledger = CredentialLedger(s3_lake, "2026-03-01", creds)
+        ledger = CredentialLedger(s3_server_lake, "2026-03-01", creds)
         for capacity in (1, 5):
             credential = ledger.credential_for(capacity, slot_group)
             with lock:
@@ -107,5 +130,5 @@ def test_concurrent_ledgers_never_share_a_credential(s3_lake: LakeResource) -> N
         thread.join()
     assert len(chosen) == 16
     assert len(set(chosen.values())) == 16
-    final = CredentialLedger(s3_lake, "2026-03-01", creds)
+    final = CredentialLedger(s3_server_lake, "2026-03-01", creds)
     assert all(final.credential_for(c, g).index == i for (c, g), i in chosen.items())

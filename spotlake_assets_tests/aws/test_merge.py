@@ -105,6 +105,15 @@ def test_merge_fills_rounds_and_adds_price_only_rows() -> None:
     assert (result.unknown_az_price_rows, result.unknown_azs) == (1, ("apne1-az9",))
 
 
+def test_merge_reports_every_drop_by_reason() -> None:
+    result = merge()
+    assert result.dropped == {"spot_price: AZ id not in the day's zones": 1}
+    assert result.unjoined == {
+        "interruption_frequency: no pool of that (InstanceType, Region)": 1,  # ap-northeast-1 m5.large
+        "ondemand: no pool of that (InstanceType, Region)": 0,
+    }
+
+
 def test_merge_snapshot_is_the_frame_of_the_report() -> None:
     frame = merge_snapshot(**inputs(), zone_regions=ZONES, time=TIME, previous=None, capacity=5)
     pd.testing.assert_frame_equal(frame, merge().frame)

@@ -13,17 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import botocore.retries.standard
+import dagster as dg
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.stub import Stubber
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
+from pytest_httpserver import HTTPServer
 
+from spotlake_assets.aws.assets import aws_interruption_frequency
 from spotlake_assets.aws.collectors.interruption_frequency import MalformedAdvisorDocument, parse_spot_advisor
 from spotlake_assets.aws.models import (
     AwsApiError,
     ConfigLimitExceeded,
     Credential,
+    DownloadFailed,
     MalformedResponse,
     Offering,
     OndemandQuote,
@@ -33,6 +37,9 @@ from spotlake_assets.aws.models import (
     Throttled,
 )
 from spotlake_assets.aws.resources import Boto3AwsApi
+from spotlake_assets.core import validation
+from spotlake_assets.core.windows import window_key
+from spotlake_assets.lake.resources import LocalLake
 
 DATA = Path(__file__).parent.parent / "data" / "aws"
 WINDOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -341,7 +348,7 @@ def test_spot_placement_scores_without_zone_id_is_malformed(api: Boto3AwsApi) ->
         stubber.add_response(
             "get_spot_placement_scores", {"SpotPlacementScores": [{"Region": "eu-west-1", "Score": 7}]}
         )
-        with pytest.raises(MalformedResponse, match=r"m5\.large in eu-west-1.*AvailabilityZoneId"):
+        with pytest.raises(MalformedResponse, match=r"'AvailabilityZoneId' = None.*m5\.large.*eu-west-1"):
             api.spot_placement_scores(CREDENTIAL, "m5.large", ["us-east-1", "eu-west-1"], 10, WINDOW)
 
 
@@ -477,8 +484,11 @@ def test_ondemand_prices_read_every_page_and_skip_unpriced_products(api: Boto3Aw
     [
         ('{"product": {"sku": "SKUCUT", "attr', "not JSON"),
         ('["a list"]', "not a JSON object"),
-        (json.dumps({"product": {"sku": "SKUNOATTR"}}), "SKU SKUNOATTR: no product.attributes"),
-        (_product("m5.large", "about a dime", "SKUTEXT"), r"SKU SKUTEXT: pricePerUnit\.USD 'about a dime'"),
+        (json.dumps({"product": {"sku": "SKUNOATTR"}}), "'product.attributes'.*SKU SKUNOATTR"),
+        (
+            _product("m5.large", "about a dime", "SKUTEXT"),
+            r"'pricePerUnit\.USD' = 'about a dime'.*SKU SKUTEXT",
+        ),
     ],
 )
 def test_ondemand_prices_malformed_item(api: Boto3AwsApi, item: str, message: str) -> None:
@@ -573,3 +583,180 @@ def test_advisor_client_error_is_not_retried() -> None:
         with pytest.raises(AwsApiError, match="404"):
             _advisor_api(server.url).spot_advisor_document(WINDOW)
         assert server.requests == 1
+
+
+# --- validation where SPS answers enter ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("score", [11, 0])
+def test_spot_placement_score_outside_1_to_10_is_malformed(api: Boto3AwsApi, score: int) -> None:
+    # The model does not bound Score, so the Stubber accepts both answers, as AWS's parser would.
+    with stubbed(api, "ec2", "us-west-2", CREDENTIAL) as stubber:
+        stubber.add_response(
+            "get_spot_placement_scores",
+            {
+                "SpotPlacementScores": [
+                    {"Region": "us-east-1", "AvailabilityZoneId": "use1-az6", "Score": score}
+                ]
+            },
+            {**SPS_PARAMS, "RegionNames": ["us-east-1"]},
+        )
+        with pytest.raises(MalformedResponse) as caught:
+            api.spot_placement_scores(CREDENTIAL, "m5.large", ["us-east-1"], 10, WINDOW)
+    error = caught.value
+    assert (error.call, error.field, error.value) == ("GetSpotPlacementScores", "Score", score)
+    answer = {"Region": "us-east-1", "AvailabilityZoneId": "use1-az6", "Score": score}
+    assert error.row == {"InstanceType": "m5.large", **answer}
+    assert str(error).startswith(f"malformed response from GetSpotPlacementScores: field 'Score' = {score}")
+    assert isinstance(error, validation.MalformedResponse)  # permanent: the step fails, nothing retries it
+
+
+def test_spot_placement_score_for_a_region_not_queried_is_malformed(api: Boto3AwsApi) -> None:
+    with stubbed(api, "ec2", "us-west-2", CREDENTIAL) as stubber:
+        stubber.add_response(
+            "get_spot_placement_scores",
+            {"SpotPlacementScores": [{"Region": "eu-west-1", "AvailabilityZoneId": "euw1-az1", "Score": 3}]},
+        )
+        with pytest.raises(MalformedResponse, match=r"'Region' = 'eu-west-1'.*not one of the queried"):
+            api.spot_placement_scores(CREDENTIAL, "m5.large", ["us-east-1"], 10, WINDOW)
+
+
+def test_an_empty_score_element_is_malformed_naming_the_call(api: Boto3AwsApi) -> None:
+    # EC2 answers in XML and botocore converts <score/> with int() while parsing, before the Stubber's
+    # level: answer at the HTTP layer so the real parser runs.
+    client = api._client("ec2", api.sps_region, CREDENTIAL)
+    body = (
+        b'<GetSpotPlacementScoresResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+        b"<requestId>synthetic</requestId><spotPlacementScoreSet><item><region>us-east-1</region>"
+        b"<availabilityZoneId>use1-az6</availabilityZoneId><score/></item></spotPlacementScoreSet>"
+        b"</GetSpotPlacementScoresResponse>"
+    )
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        return AWSResponse(request.url, 200, HTTPHeaders(), _RawBody(body))
+
+    client.meta.events.register("before-send.ec2.GetSpotPlacementScores", answer)
+    with pytest.raises(MalformedResponse) as caught:
+        api.spot_placement_scores(CREDENTIAL, "m5.large", ["us-east-1"], 1, WINDOW)
+    assert caught.value.call == "GetSpotPlacementScores"
+    assert "invalid literal for int()" in str(caught.value)
+    assert str(caught.value).startswith("malformed response from GetSpotPlacementScores")
+
+
+# --- names normalised at every parser -----------------------------------------------------------------------
+
+PADDED = "m5.large\u200b "  # a trailing zero-width space and a space
+
+
+def test_sps_names_are_normalised(api: Boto3AwsApi) -> None:
+    with stubbed(api, "ec2", "us-west-2", CREDENTIAL) as stubber:
+        stubber.add_response(
+            "get_spot_placement_scores",
+            {
+                "SpotPlacementScores": [
+                    {"Region": "us-east-1 ", "AvailabilityZoneId": "use1-az6\u200b", "Score": 4}
+                ]
+            },
+        )
+        scores = api.spot_placement_scores(CREDENTIAL, "m5.large", ["us-east-1"], 10, WINDOW)
+    assert scores == [SpsScore("m5.large", "us-east-1", "use1-az6", 4)]
+
+
+def test_spot_price_names_are_normalised(api: Boto3AwsApi) -> None:
+    with stubbed(api, "ec2", "eu-west-1") as stubber:
+        stubber.add_response(
+            "describe_spot_price_history",
+            {"SpotPriceHistory": [_price(PADDED, "eu-west-1a\u200b", "0.04", WINDOW - timedelta(hours=1))]},
+        )
+        quotes = api.spot_prices("eu-west-1", WINDOW)
+    assert quotes == [SpotPriceQuote("m5.large", "eu-west-1a", 0.04)]
+
+
+def test_ondemand_names_are_normalised(api: Boto3AwsApi) -> None:
+    with stubbed(api, "pricing", "us-east-1") as stubber:
+        stubber.add_response(
+            "get_products", {"FormatVersion": "aws_v1", "PriceList": [_product(PADDED, "0.096", "SKU1")]}
+        )
+        assert api.ondemand_prices("eu-west-1") == [OndemandQuote("eu-west-1", "m5.large", 0.096)]
+
+
+def test_offering_names_are_normalised(api: Boto3AwsApi) -> None:
+    with stubbed(api, "ec2", "eu-west-1") as stubber:
+        stubber.add_response(
+            "describe_availability_zones",
+            {
+                "AvailabilityZones": [
+                    {"ZoneName": "eu-west-1a", "ZoneId": "euw1-az1 ", "ZoneType": "availability-zone"}
+                ]
+            },
+        )
+        stubber.add_response(
+            "describe_instance_type_offerings",
+            {
+                "InstanceTypeOfferings": [
+                    {"InstanceType": PADDED, "LocationType": "availability-zone-id", "Location": "euw1-az1"}
+                ]
+            },
+        )
+        assert api.instance_type_offerings("eu-west-1") == [Offering("m5.large", "eu-west-1", "euw1-az1")]
+
+
+def test_a_name_with_inner_space_is_malformed(api: Boto3AwsApi) -> None:
+    with stubbed(api, "ec2", "eu-west-1") as stubber:
+        stubber.add_response(
+            "describe_spot_price_history",
+            {"SpotPriceHistory": [_price("m5 large", "eu-west-1a", "0.04", WINDOW - timedelta(hours=1))]},
+        )
+        with pytest.raises(MalformedResponse, match=r"'InstanceType' = 'm5 large'.*contains whitespace"):
+            api.spot_prices("eu-west-1", WINDOW)
+
+
+# --- the advisor download: retry only what can succeed ------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [404, 403, 410])
+def test_advisor_permanent_client_error_fails_at_once_naming_url_and_status(
+    httpserver: HTTPServer, status: int
+) -> None:
+    httpserver.expect_request("/spot-advisor-data.json").respond_with_data("no such key", status=status)
+    url = httpserver.url_for("/spot-advisor-data.json")
+    with pytest.raises(DownloadFailed) as caught:
+        _advisor_api(url).spot_advisor_document(WINDOW)
+    assert len(httpserver.log) == 1
+    assert caught.value.permanent and caught.value.status == status
+    assert str(caught.value).startswith(f"{url}: HTTP {status}")
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 503])
+def test_advisor_timeouts_throttling_and_server_errors_are_retried(
+    httpserver: HTTPServer, status: int
+) -> None:
+    httpserver.expect_ordered_request("/spot-advisor-data.json").respond_with_data("busy", status=status)
+    httpserver.expect_ordered_request("/spot-advisor-data.json").respond_with_data(ADVISOR)
+    assert (
+        _advisor_api(httpserver.url_for("/spot-advisor-data.json")).spot_advisor_document(WINDOW) == ADVISOR
+    )
+    assert len(httpserver.log) == 2
+
+
+def test_advisor_transient_errors_that_persist_are_not_permanent(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/spot-advisor-data.json").respond_with_data("busy", status=503)
+    with pytest.raises(DownloadFailed) as caught:
+        _advisor_api(httpserver.url_for("/spot-advisor-data.json")).spot_advisor_document(WINDOW)
+    assert not caught.value.permanent and len(httpserver.log) == 3
+
+
+def test_advisor_asset_fails_at_once_on_a_404(httpserver: HTTPServer, local_lake: LocalLake) -> None:
+    """A permanent 404 used to cost two step retries (181 s) and surface as a bare RetryRequested."""
+    httpserver.expect_request("/spot-advisor-data.json").respond_with_data("no such key", status=404)
+    url = httpserver.url_for("/spot-advisor-data.json")
+    now = datetime.now(UTC)
+    current = window_key(now.replace(minute=now.minute - now.minute % 10, second=0, microsecond=0))
+    context = dg.build_asset_context(partition_key=current)
+    with pytest.raises(dg.Failure) as caught:
+        list(aws_interruption_frequency(context, aws_api=_advisor_api(url), lake=local_lake))
+    assert caught.value.description is not None
+    assert caught.value.description.startswith(f"spot advisor document unavailable: {url}: HTTP 404")
+    assert caught.value.allow_retries is False
+    assert len(httpserver.log) == 1
+    assert local_lake.list_keys("rawdata/") == []

@@ -28,6 +28,7 @@ from spotlake_assets.aws.workload import (
     capacity_lower_bound,
     clear_packing_cache,
     pack_regions,
+    plan_coverage,
     plan_workload,
     queries_from_frame,
     workload_frame,
@@ -485,3 +486,84 @@ def test_queries_from_frame_rejects_more_regions_than_azs() -> None:
     )
     with pytest.raises(ValueError, match="3 regions but AZWeight 2"):
         queries_from_frame(workload_frame(plan))
+
+
+def _one_query_plan(regions: tuple[str, ...], az_weight: int) -> WorkloadPlan:
+    query = SpsQuery(query_id=0, instance_type="m5.large", regions=regions, az_weight=az_weight, group=0)
+    return WorkloadPlan(
+        queries=(query,),
+        groups=1,
+        lower_bound=1,
+        status_counts={"BOUND": 1},
+        optimality_gap=0.0,
+        solve_seconds=0.0,
+        instance_types=1,
+        zone_rows=az_weight,
+    )
+
+
+def test_queries_from_frame_accepts_one_az_per_region() -> None:
+    """The boundary of the check above: regions of one AZ each give exactly AZWeight regions."""
+    plan = _one_query_plan(("a", "b", "c"), 3)
+    assert queries_from_frame(workload_frame(plan)) == plan.queries
+
+
+# --- coverage of the plan -----------------------------------------------------------------------------------
+
+COVERAGE_QUERIES = (
+    SpsQuery(0, "m5.large", ("eu-west-1", "us-east-1"), 5, 0),
+    SpsQuery(1, "c5.xlarge", ("us-east-1",), 2, 0),
+)
+COVERAGE_ZONES = {"us-east-1": ["use1-az1", "use1-az2", "use1-az6"], "eu-west-1": ["euw1-az1", "euw1-az2"]}
+
+
+def _scored(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["InstanceType", "Region", "AZ"])
+
+
+FULL = [
+    ("m5.large", "eu-west-1", "euw1-az1"),
+    ("m5.large", "eu-west-1", "euw1-az2"),
+    ("m5.large", "us-east-1", "use1-az1"),
+    ("m5.large", "us-east-1", "use1-az2"),
+    ("m5.large", "us-east-1", "use1-az6"),
+    ("c5.xlarge", "us-east-1", "use1-az1"),
+    ("c5.xlarge", "us-east-1", "use1-az6"),
+]
+
+
+def test_plan_coverage_complete() -> None:
+    coverage = plan_coverage(COVERAGE_QUERIES, _scored(FULL), COVERAGE_ZONES)
+    assert (coverage.planned, coverage.scored, coverage.missing, coverage.sample) == (7, 7, 0, ())
+
+
+def test_plan_coverage_counts_and_names_missing_pairs() -> None:
+    # The merge of its own SPS input always looked complete; against the plan two pairs are missing.
+    scored = _scored([r for r in FULL if r[2] not in {"euw1-az2", "use1-az6"} or r[0] == "c5.xlarge"])
+    coverage = plan_coverage(COVERAGE_QUERIES, scored, COVERAGE_ZONES)
+    assert (coverage.planned, coverage.scored, coverage.missing) == (7, 5, 2)
+    assert coverage.sample == (
+        "m5.large in eu-west-1, us-east-1: 3 of 5 planned AZs scored; AZs there without a score: "
+        "euw1-az2, use1-az6",
+    )
+
+
+def test_plan_coverage_extra_rows_do_not_hide_a_missing_type() -> None:
+    # Scores for another type, or more AZs than planned, never make up for a query without any score.
+    scored = _scored([r for r in FULL if r[0] != "c5.xlarge"] + [("r5.large", "us-east-1", "use1-az1")])
+    coverage = plan_coverage(COVERAGE_QUERIES, scored)
+    assert coverage.missing == 2
+    assert coverage.sample == ("c5.xlarge in us-east-1: 0 of 2 planned AZs scored",)
+
+
+def test_optimality_gap_is_the_excess_over_the_lower_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FFD and CP-SAT prove the optimum on these shapes, so force a packing 50% above its bound."""
+
+    def loose(weights: Mapping[str, int], capacity: int = 10, time_limit_s: float = 2.0) -> PackingResult:
+        bins = tuple((region,) for region in sorted(weights))
+        return PackingResult(bins=bins, status="FEASIBLE", lower_bound=2, solve_seconds=0.0)
+
+    monkeypatch.setattr(workload, "pack_regions", loose)
+    offerings = [Offering(t, r, f"{r}-az1") for t in ("a.large", "b.large") for r in ("r1", "r2", "r3")]
+    plan = plan_workload(offerings)
+    assert (len(plan.queries), plan.lower_bound, plan.optimality_gap) == (6, 4, 0.5)

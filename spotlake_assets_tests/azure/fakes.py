@@ -15,6 +15,7 @@ from spotlake_assets.azure.models import (
     EvictionRate,
     InvalidRequestValues,
     MaxRequestsReached,
+    PermanentError,
     PlacementScore,
     RetailPrice,
     Throttled,
@@ -30,7 +31,9 @@ class ScriptedAzureApi(AzureApi):
 
     ``busy``: endpoint locations that answer "maximum number of requests"; ``invalid_regions`` and
     ``invalid_sizes``: values rejected one per call, as Azure does; ``throttle_first`` / ``transient_first``:
-    how many first calls are throttled (Retry-After ``retry_after_s``) or fail with a 5xx.
+    how many first calls are throttled (Retry-After ``retry_after_s``) or fail with a 5xx; ``permanent``:
+    sizes whose requests answer a 404; ``labels``: the score (or status) answered per size instead of High,
+    ``zone`` the zone label answered.
     """
 
     busy: list[str] = []
@@ -40,6 +43,9 @@ class ScriptedAzureApi(AzureApi):
     transient_first: int = 0
     retry_after_s: float = 2.5
     replay_past: bool = True
+    permanent: list[str] = []
+    labels: dict[str, str] = {}
+    zone: str = "1"
 
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
     _calls: list[tuple[Endpoint, tuple[str, ...], tuple[str, ...]]] = PrivateAttr(default_factory=list)
@@ -92,7 +98,9 @@ class ScriptedAzureApi(AzureApi):
         for size in sizes:
             if size in self.invalid_sizes:
                 raise InvalidRequestValues(f"bad {size}", sizes=(size,))
-        return [PlacementScore(s, r, "1", "High") for r in regions for s in sizes]
+            if size in self.permanent:
+                raise PermanentError(f"SPS {endpoint.label}: HTTP 404 (permanent, not retried): NotFound")
+        return [PlacementScore(s, r, self.zone, self.labels.get(s, "High")) for r in regions for s in sizes]
 
 
 def price(

@@ -16,15 +16,16 @@ from spotlake_assets.azure.budget import EndpointBudget
 from spotlake_assets.azure.constants import FEATURE_COLUMNS, KEY_COLUMNS, MERGED_COLUMNS
 from spotlake_assets.azure.credentials import AzureCredentials, simulated_login
 from spotlake_assets.azure.demo import azure_summary_lines
-from spotlake_assets.azure.models import Endpoint
+from spotlake_assets.azure.models import Endpoint, PlacementScore
 from spotlake_assets.azure.schedules import azure_automation, azure_jobs
 from spotlake_assets.azure.simulation import SimulatedAzureApi
 from spotlake_assets.azure.workload import requests_from_frame
 from spotlake_assets.core.windows import capacity_for_window, window_start
 from spotlake_assets.lake import keys
-from spotlake_assets.lake.frames import read_frame
+from spotlake_assets.lake.frames import read_frame, write_frame
 from spotlake_assets.lake.resources import LocalLake
 from spotlake_assets.sinks.timestream import LocalTimestream
+from spotlake_assets_tests.azure.fakes import ScriptedAzureApi
 
 DAY = "2026-03-01"
 WINDOWS = ["2026-03-01-00:00", "2026-03-01-00:10", "2026-03-01-00:20"]
@@ -149,9 +150,12 @@ def test_budget_exhaustion_materializes_what_was_collected_and_names_the_rest(da
     )
     sps = metadata(result, "azure/sps")
     assert sps["budget_exhausted"] is True and sps["api_calls"] == 6 and sps["rows"] > 0
-    assert sps["uncovered_requests"] > 0 and set(sps["uncovered"].values()) == {
+    assert sps["uncovered_requests"] > 0 and {u["why"] for u in sps["uncovered"].values()} == {
         "no (subscription, location) has SPS budget left"
     }
+    # Named against the plan: each uncovered request with its locations and sizes.
+    assert all(u["regions"] and u["sizes"] for u in sps["uncovered"].values())
+    assert sps["uncovered_pairs"] > 0
     assert checks(result)["azure/sps:covers_workload"] is False
     assert checks(result)["azure/merged:unique_keys"] is True  # the window still merges what it has
 
@@ -248,3 +252,104 @@ def test_merged_keeps_sps_rows_without_price_when_price_is_missing(day_built: Lo
     assert (scored["SpotPrice"] == -1).all() and (scored["OndemandPrice"] == -1).all()
     assert checks(result)["azure/merged:inputs_complete"] is False
     assert isinstance(merged["Time"].dtype, pd.DatetimeTZDtype)
+
+
+def test_rebuilding_a_day_after_its_sps_learned_gives_the_same_plan(day_built: LocalLake) -> None:
+    lake = day_built
+    day_keys = [keys.workload_key("azure", DAY), keys.workload_universe_key("azure", DAY)]
+    before = [read_frame(lake, k) for k in day_keys]
+    learned = metadata(run(lake, WINDOW_ASSETS[:1], WINDOWS[0]), "azure/sps")
+    invalid = set(learned["learned_invalid_regions"]) | set(learned["learned_invalid_sizes"])
+    assert invalid  # the day's own calls taught the registry something …
+    rebuilt = run(lake, ["azure/workload"], DAY)
+    # … which the day's rebuilt plan ignores (it used to exclude it: a new plan, new rows, HistoryConflict).
+    for key, frame in zip(day_keys, before, strict=True):
+        pd.testing.assert_frame_equal(read_frame(lake, key), frame)
+    assert metadata(rebuilt, "azure/workload")["exclusions_source"] == "reused"
+    # The next day's plan leaves it out.
+    tomorrow = run(lake, ["azure/workload"], "2026-03-02")
+    assert set(metadata(tomorrow, "azure/workload")["excluded_regions"]) >= set(
+        learned["learned_invalid_regions"]
+    )
+    requests = requests_from_frame(read_frame(lake, keys.workload_key("azure", "2026-03-02")))
+    assert not invalid & {v for r in requests for v in (*r.regions, *r.sizes)}
+
+
+def _score_eleven(lake: LocalLake, window: str) -> str:
+    key = keys.sps_key("azure", window, capacity_for_window(window))
+    frame = read_frame(lake, key)
+    frame.loc[0, "Score"] = 11
+    write_frame(lake, key, frame)
+    return "scores_in_range"
+
+
+def _unrelated_rates(lake: LocalLake, window: str) -> str:
+    key = keys.interruption_frequency_key("azure", window)
+    frame = read_frame(lake, key)
+    write_frame(lake, key, frame.assign(InstanceType=frame["InstanceType"] + "_renamed"))
+    return "join_coverage"
+
+
+@pytest.mark.parametrize("damage", [_score_eleven, _unrelated_rates])
+def test_a_failed_blocking_check_on_merged_stops_delta_and_sinks(day_built: LocalLake, damage: Any) -> None:
+    lake = day_built
+    run(lake, WINDOW_ASSETS[:3], WINDOWS[0])
+    check = damage(lake, WINDOWS[0])
+    result = run(lake, WINDOW_ASSETS[3:], WINDOWS[0], raise_on_error=False)
+    assert not result.success
+    assert checks(result)[f"azure/merged:{check}"] is False
+    materialized = {
+        e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key
+    }
+    assert materialized == {"azure/merged"}  # its metadata says why; nothing downstream ran
+    assert metadata(result, "azure/merged")["written"] is False
+    assert not lake.exists(keys.merged_key("azure", WINDOWS[0]))  # the next window never reads it
+    assert lake.list_keys("history/azure/") == [] and not lake.exists(keys.latest_key("azure"))
+    assert lake.list_keys("delta/azure/") == []
+
+
+def test_collapsed_if_coverage_names_the_numbers(day_built: LocalLake) -> None:
+    lake = day_built
+    run(lake, WINDOW_ASSETS[:3], WINDOWS[0])
+    _unrelated_rates(lake, WINDOWS[0])
+    result = run(lake, ["azure/merged"], WINDOWS[0], raise_on_error=False)
+    evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "join_coverage")
+    values: dict[str, Any] = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
+    assert values["market_rated"] == 0 and values["market_pairs"] > 0
+    assert values["problems"].startswith("IF coverage 0/")
+
+
+SENT: list[tuple[str, ...]] = []
+
+
+class RecordingAzureApi(ScriptedAzureApi):
+    """Dagster runs a copy of the resource: calls are recorded where the test can see them."""
+
+    def spot_placement_scores(self, *args: Any) -> list[PlacementScore]:
+        SENT.append(tuple(args[3]))
+        return super().spot_placement_scores(*args)
+
+
+def test_a_permanent_sps_error_fails_the_asset_at_once_naming_it(day_built: LocalLake) -> None:
+    workload = requests_from_frame(read_frame(day_built, keys.workload_key("azure", DAY)))
+    SENT.clear()
+    api = RecordingAzureApi(permanent=list(workload[0].sizes))
+    result = dg.materialize(
+        azure_assets,
+        selection=["azure/sps"],
+        partition_key=WINDOWS[0],
+        resources={**resources(day_built), "azure_api": api},
+        run_config={
+            "ops": {"azure__sps": {"config": {"backoff_s": 0.001, "max_wait_s": 0.001, "workers": 1}}}
+        },
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    data = failure.step_failure_data
+    assert data is not None and data.user_failure_data is not None
+    first_line = (data.user_failure_data.description or "").splitlines()[0]
+    assert first_line.startswith(f"azure/sps {WINDOWS[0]}: SPS ") and "HTTP 404 (permanent" in first_line
+    assert [workload[0].sizes] == SENT  # neither retried nor followed by the rest of the window
+    assert day_built.list_keys(keys.sps_checkpoint_prefix("azure", WINDOWS[0])) == []
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)

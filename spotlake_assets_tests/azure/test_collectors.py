@@ -17,7 +17,9 @@ from spotlake_assets_tests.azure.fakes import price
         ("Standard_HB120-16rs_v3", ("Standard", "HB120-16rs_v3")),
         ("Standard_NV6ads_A10_v5", ("Standard", "NV6ads_A10_v5")),
         ("Basic_A1", ("Basic", "A1")),
-        ("standard_d2s_v5", None),
+        # Resource Graph's lower-case spelling: the tier is recognised, the size keeps its spelling.
+        ("standard_nc24ads_a100_v4", ("Standard", "nc24ads_a100_v4")),
+        ("Promo_D2s_v5", None),
         ("D2s_v5", None),
         ("Standard_", None),
     ],
@@ -81,5 +83,33 @@ def test_eviction_frame_buckets_and_filters() -> None:
 
 
 def test_unknown_eviction_bucket_is_loud() -> None:
-    with pytest.raises(MalformedResponse, match="unknown bucket labels"):
-        eviction_frame([EvictionRate("eastus", "Standard_D2s_v5", "25-30")])
+    with pytest.raises(MalformedResponse, match="unknown bucket label") as raised:
+        eviction_frame(
+            [EvictionRate("eastus", "Standard_D2s_v5", "0-5"), EvictionRate("eastus", "x", "25-30")]
+        )
+    assert (raised.value.field, raised.value.value) == ("evictionRate", "25-30")
+    assert raised.value.row == "1: eastus/x"
+
+
+def test_lower_case_skus_are_kept_and_counted_once() -> None:
+    rows = [
+        EvictionRate("eastus", "standard_nc24ads_a100_v4", "5-10"),
+        EvictionRate("eastus", "Standard_NC24ads_A100_v4", "0-5"),  # the same pair, spelled differently
+        EvictionRate("eastus", "Promo_D2s_v5", "0-5"),
+    ]
+    frame, dropped = eviction_frame(rows)
+    assert frame.to_dict("records") == [
+        {"InstanceTier": "Standard", "InstanceType": "nc24ads_a100_v4", "Region": "eastus", "IF": 2.5}
+    ]
+    assert dropped == {"duplicate": 1, "sku_without_tier": 1}
+
+
+def test_prices_keep_the_precision_the_api_returns() -> None:
+    items = [
+        price("eastus", "Standard_B1ls", "B1ls", 0.0052),
+        price("eastus", "Standard_B1ls", "B1ls Spot", 0.002508),
+    ]
+    frame, _ = price_frame(items)
+    row = frame.iloc[0]
+    assert (row["SpotPrice"], row["OndemandPrice"]) == (0.002508, 0.0052)  # was 0.00251
+    assert row["Savings"] == int(100 - 100 * 0.002508 / 0.0052) == 51

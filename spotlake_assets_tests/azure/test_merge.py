@@ -208,3 +208,45 @@ def test_bad_inputs_are_refused(mutate, message: str) -> None:  # type: ignore[n
 def test_naive_time_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         merge_snapshot(sps({}, 1), PRICES, RATES, None, datetime(2026, 3, 2), 1)
+
+
+def test_prices_keep_their_precision_in_the_snapshot() -> None:
+    precise = prices({("D2s_v5", "eastus"): (0.0052, 0.002508)})
+    frame = merge_snapshot(sps({("D2s_v5", "eastus", "1"): 3}, 1), precise, RATES, None, START, 1).frame
+    scored = row(frame, "D2s_v5", "1")
+    assert (scored["SpotPrice"], scored["OndemandPrice"]) == (0.002508, 0.0052)  # was 0.00251
+    assert scored["Savings"] == int(100 - 100 * 0.002508 / 0.0052)
+
+
+def test_names_join_case_insensitively_keeping_the_price_list_spelling() -> None:
+    scores = {("NC24ads_A100_v4", "eastus", "1"): 3, ("NC24ads_A100_v4", "eastus", "2"): 2}
+    priced = prices({("NC24ads_A100_v4", "eastus"): (3.67, 0.73), ("D2s_v5", "eastus"): (0.096, 0.02)})
+    # Resource Graph's spelling: lower-case size, and a region spelled in upper case for good measure.
+    lower = pd.DataFrame(
+        [("Standard", "nc24ads_a100_v4", "EastUS", 2.5), ("Standard", "d2s_v5", "eastus", 3.0)],
+        columns=["InstanceTier", "InstanceType", "Region", "IF"],
+    )
+    merged = merge_snapshot(sps(scores, 1), priced, lower, None, START, 1)
+    frame = merged.frame
+    assert set(frame["InstanceType"]) == {"NC24ads_A100_v4", "D2s_v5"} and set(frame["Region"]) == {"eastus"}
+    assert row(frame, "NC24ads_A100_v4", "1")["IF"] == 2.5 and row(frame, "D2s_v5", "N/A")["IF"] == 3.0
+    assert len(frame) == 3  # no second row per pair for the other spelling
+    assert merged.respelled == {"interruption_frequency.InstanceType": 2, "interruption_frequency.Region": 1}
+    assert (merged.coverage.price_fraction, merged.coverage.if_fraction) == (1.0, 1.0)
+    assert merged.coverage.problems(0.5, 0.25) == []
+
+
+def test_a_collapsed_join_is_named_with_its_numbers() -> None:
+    scores = {("D2s_v5", "eastus", "1"): 3, ("D4s_v5", "eastus", "1"): 3}
+    unrelated = rates({("D2s_v5", "westus"): 3.0})
+    merged = merge_snapshot(sps(scores, 1), PRICES.iloc[:1], unrelated, None, START, 1)
+    coverage = merged.coverage
+    assert (coverage.scored_pairs, coverage.scored_priced) == (2, 1)
+    assert (coverage.market_pairs, coverage.market_rated) == (2, 0)
+    problems = coverage.problems(0.6, 0.25)
+    assert problems == [
+        "price coverage 1/2 scored pairs (50.0%) is below 60%",
+        "IF coverage 0/2 priced or scored pairs (0.0%) is below 25%",
+    ]
+    # An input that is missing altogether is an explicit gap, judged by inputs_complete instead.
+    assert coverage.problems(0.6, 0.25, price_present=False, if_present=False) == []

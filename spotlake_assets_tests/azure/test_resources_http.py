@@ -19,13 +19,21 @@ import trustme
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from spotlake_assets.azure.collectors.interruption_frequency import collect_interruption_frequency
+from spotlake_assets.azure.collectors.prices import price_frame
+from spotlake_assets.azure.collectors.sps import scores_frame
+from spotlake_assets.azure.merge import merge_snapshot
 from spotlake_assets.azure.models import (
     AuthenticationFailed,
     AzureLogin,
     Endpoint,
     InvalidRequestValues,
+    MalformedResponse,
     MaxRequestsReached,
+    PermanentError,
+    PlacementScore,
     PricePageFailed,
+    RetailPrice,
     Throttled,
     TransientError,
 )
@@ -203,6 +211,30 @@ def test_token_flow_and_request_body(
             {},
             AuthenticationFailed,
             lambda e: True,
+        ),
+        # Permanent: failed at once, the status and Azure's message on the first line (old code: a generic
+        # AzureApiError the collector turned into a silently uncovered request).
+        (
+            404,
+            {
+                "error": {
+                    "code": "SubscriptionNotFound",
+                    "message": "The subscription 'sub-a' could not be found.",
+                }
+            },
+            {},
+            PermanentError,
+            lambda e: (
+                str(e).startswith("SPS …sub-a/eastus: HTTP 404 (permanent, not retried)")
+                and "could not be found" in str(e)
+            ),
+        ),
+        (
+            400,
+            {"error": {"code": "BadRequest", "message": "desiredCount must be positive"}},
+            {},
+            PermanentError,
+            lambda e: "HTTP 400" in str(e).splitlines()[0],
         ),
     ],
 )
@@ -420,3 +452,106 @@ def test_a_refused_login_is_an_authentication_failure_without_the_secret(
         call(api)
     assert "client-1234"[-4:] in str(raised.value) and SECRET not in str(raised.value)
     assert httpserver.log == []  # nothing reached ARM without a token
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "value"),
+    [
+        (("Standard_D2s_v5", "westus", "1", "VeryHigh"), "score", "VeryHigh"),  # old code: dropped
+        (("Standard_D2s_v5", "westus", "eastus-az1", "High"), "availabilityZone", "eastus-az1"),  # stored
+        (("Standard_D2s_v5\u200b ", "westus", "1", ""), "score", ""),
+        (("Standard D2s v5", "westus", "1", "High"), "sku", "Standard D2s v5"),
+    ],
+)
+def test_an_sps_answer_outside_the_vocabulary_is_malformed_naming_call_field_value_and_row(
+    api: AzureSdkApi, httpserver: HTTPServer, entry: tuple[str, str, str, str], field: str, value: str
+) -> None:
+    body = scores_body(("Standard_D2s_v5", "eastus", "1", "High"), entry)
+    httpserver.expect_request(SPS_PATH, method="POST").respond_with_json(body)
+    with pytest.raises(MalformedResponse) as raised:
+        call(api)
+    error = raised.value
+    assert (error.call, error.field, error.value, error.row) == (
+        "SPS …sub-a/eastus",
+        field,
+        value,
+        "placementScores[1]",
+    )
+    assert len(httpserver.log) == 1
+
+
+def test_documented_statuses_are_kept_as_unscored_answers(api: AzureSdkApi, httpserver: HTTPServer) -> None:
+    body = scores_body(
+        ("Standard_D2s_v5", "eastus", "1", "high"),
+        ("Standard_D2s_v5", "westus", None, "RestrictedSkuNotAvailable"),
+        ("Standard_D2s_v5", "westus", None, "DataNotFoundOrStale"),
+    )
+    httpserver.expect_request(SPS_PATH, method="POST").respond_with_json(body)
+    answers = call(api)
+    assert [a.score for a in answers] == ["High", "RestrictedSkuNotAvailable", "DataNotFoundOrStale"]
+
+
+def test_a_permanent_price_error_is_not_retried_and_says_so(api: AzureSdkApi, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/api/retail/prices", method="GET").respond_with_json(
+        {"Error": {"Code": "NotFound", "Message": "no such API version"}}, status=404
+    )
+    with pytest.raises(PricePageFailed) as raised:
+        api.retail_prices(START)
+    assert raised.value.permanent and "failed (permanent, not retried): HTTP 404" in str(raised.value)
+    assert len(httpserver.log) == 1  # page_retries=2 were not spent on it
+
+
+def test_resource_graph_404_is_permanent(api: AzureSdkApi, httpserver: HTTPServer) -> None:
+    httpserver.expect_request(
+        "/providers/Microsoft.ResourceGraph/resources", method="POST"
+    ).respond_with_json({"error": {"code": "NotFound", "message": "gone"}}, status=404)
+    with pytest.raises(PermanentError, match="HTTP 404"):
+        api.eviction_rates(LOGIN, START)
+    assert len(httpserver.log) == 1
+
+
+def test_lower_case_resource_graph_skus_reach_the_merged_snapshot(
+    api: AzureSdkApi, httpserver: HTTPServer
+) -> None:
+    """Azure returns some skuName values in lower case: they used to be dropped as 'sku without tier', so
+    IF was empty and -1 everywhere while every check passed."""
+    rows = [
+        ("eastus", "standard_nc24ads_a100_v4", "10-15"),
+        ("eastus", "standard_d2s_v5", "0-5"),
+        ("westus", "Standard_D2s_v5", "5-10"),
+    ]
+    httpserver.expect_request(
+        "/providers/Microsoft.ResourceGraph/resources", method="POST"
+    ).respond_with_json(
+        {
+            "totalRecords": 3,
+            "count": 3,
+            "resultTruncated": "false",
+            "data": [{"location": loc, "skuName": sku, "evictionRate": rate} for loc, sku, rate in rows],
+        }
+    )
+    rates = collect_interruption_frequency(api, LOGIN, START)
+    assert len(rates.frame) == 3 and rates.dropped == {}
+    prices, _ = price_frame(
+        [
+            RetailPrice("eastus", "US East", sku, meter, "Virtual Machines", value)
+            for sku, meter, value in [
+                ("Standard_NC24ads_A100_v4", "NC24ads A100 v4", 3.673),
+                ("Standard_NC24ads_A100_v4", "NC24ads A100 v4 Spot", 0.734611),
+                ("Standard_D2s_v5", "D2s v5", 0.096),
+                ("Standard_D2s_v5", "D2s v5 Spot", 0.002508),
+            ]
+        ]
+    )
+    answers = [
+        PlacementScore("Standard_NC24ads_A100_v4", "eastus", "1", "High"),
+        PlacementScore("Standard_D2s_v5", "eastus", "2", "Medium"),
+    ]
+    sps = scores_frame(answers, 1, {"eastus": "US East"})
+    merged = merge_snapshot(sps, prices, rates.frame, None, START, 1)
+    frame = merged.frame.set_index(["InstanceType", "Region"])
+    assert frame.loc[("NC24ads_A100_v4", "eastus"), "IF"] == 2.0
+    assert frame.loc[("D2s_v5", "eastus"), "IF"] == 3.0
+    assert frame.loc[("D2s_v5", "eastus"), "SpotPrice"] == 0.002508
+    assert set(merged.frame["InstanceType"]) == {"NC24ads_A100_v4", "D2s_v5"}  # the price list's spelling
+    assert merged.coverage.if_fraction == 1.0 and merged.coverage.problems(0.5, 0.25) == []

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from spotlake_assets.azure.budget import EndpointBudget, InvalidRegistry
-from spotlake_assets.azure.collectors.sps import NO_BUDGET, RetryPolicy, collect_sps
-from spotlake_assets.azure.models import Endpoint, SpsRequest
+import pytest
+
+from spotlake_assets.azure.budget import BUDGET_KEY, EndpointBudget, InvalidRegistry
+from spotlake_assets.azure.collectors.sps import NO_BUDGET, RetryPolicy, checkpoint_key, collect_sps
+from spotlake_assets.azure.models import Endpoint, MalformedResponse, PermanentError, SpsRequest
+from spotlake_assets.lake.keys import sps_checkpoint_prefix
 from spotlake_assets.lake.resources import LocalLake
 from spotlake_assets_tests.azure.fakes import LOGIN, ScriptedAzureApi
 
@@ -126,3 +129,99 @@ def test_a_rerun_resumes_from_checkpoints_without_calls(local_lake: LocalLake) -
     again = collect(again_api, local_lake, requests(5))
     assert again_api.calls == [] and again.batches_resumed == again.batches == 3
     assert again.frame.equals(first.frame)
+
+
+def test_checkpoints_are_keyed_by_what_they_cover_not_by_position(local_lake: LocalLake) -> None:
+    collect(ScriptedAzureApi(), local_lake, requests(4))  # batches {D2,D4} and {D6,D8}
+    # The plan is rebuilt: batch 0 now holds other requests, batch 1 is unchanged.
+    rebuilt = [
+        SpsRequest(0, ("eastus", "westeurope"), ("Standard_E2s_v5",), 2, 0),
+        SpsRequest(1, ("eastus", "westeurope"), ("Standard_E4s_v5",), 2, 0),
+        *(SpsRequest(i, r.regions, r.sizes, r.pairs, 1) for i, r in enumerate(requests(4)[2:], start=2)),
+    ]
+    api = ScriptedAzureApi()
+    result = collect(api, local_lake, rebuilt)
+    # Old batch 0 is not mistaken for new batch 0: its two requests are sent; batch 1 resumes.
+    assert sorted(c[2][0] for c in api.calls) == ["Standard_E2s_v5", "Standard_E4s_v5"]
+    assert result.batches_resumed == 1 and not result.uncovered
+    assert set(result.frame["InstanceType"]) == {"E2s_v5", "E4s_v5", "D6s_v5", "D8s_v5"}
+    # Same requests in another order, another batch number: the same key.
+    shuffled = [SpsRequest(9, r.regions, r.sizes, r.pairs, 7) for r in reversed(rebuilt[:2])]
+    assert checkpoint_key(PK, 50, shuffled) == checkpoint_key(PK, 50, rebuilt[:2])
+    assert checkpoint_key(PK, 50, rebuilt[:2]) != checkpoint_key(PK, 45, rebuilt[:2])
+
+
+@pytest.mark.parametrize("damage", [b"", b"PAR1 not really parquet"])
+def test_a_damaged_checkpoint_is_moved_aside_and_collected_again(
+    local_lake: LocalLake, damage: bytes
+) -> None:
+    first = collect(ScriptedAzureApi(), local_lake, requests(4))
+    damaged = checkpoint_key(PK, 50, requests(4)[:2])
+    local_lake.write_bytes(damaged, damage)
+    api = ScriptedAzureApi()
+    again = collect(api, local_lake, requests(4), pk=PK)
+    assert len(api.calls) == 2 and again.batches_resumed == 1  # only the damaged batch is redone
+    assert again.frame.equals(first.frame)
+    assert len(again.moved_aside) == 1 and damaged in again.moved_aside[0]
+    assert local_lake.list_keys("quarantine/" + sps_checkpoint_prefix("azure", PK))
+    assert local_lake.exists(damaged)  # re-checkpointed
+
+
+def test_a_damaged_budget_file_is_moved_aside_and_named(local_lake: LocalLake) -> None:
+    local_lake.write_bytes(BUDGET_KEY, b"")
+    result = collect(ScriptedAzureApi(), local_lake, requests(2))
+    assert not result.uncovered and len(result.frame) == 4
+    assert any(BUDGET_KEY in m for m in result.moved_aside)
+
+
+@pytest.mark.parametrize(
+    ("api", "field", "value"),
+    [
+        (ScriptedAzureApi(labels={"Standard_D2s_v5": "VeryHigh"}), "score", "VeryHigh"),
+        (ScriptedAzureApi(zone="eastus-az7"), "availabilityZone", "eastus-az7"),
+    ],
+)
+def test_an_unknown_label_fails_at_once_and_is_never_checkpointed(
+    local_lake: LocalLake, api: ScriptedAzureApi, field: str, value: str
+) -> None:
+    sleeps: list[float] = []
+    with pytest.raises(MalformedResponse) as raised:
+        collect(api, local_lake, requests(1), sleeps)
+    assert (raised.value.field, raised.value.value) == (field, value)
+    assert "request 0" in raised.value.call and raised.value.row == "placementScores[0]"
+    assert len(api.calls) == 1 and sleeps == []  # not retried
+    assert local_lake.list_keys(sps_checkpoint_prefix("azure", PK)) == []
+
+
+def test_a_permanent_error_fails_at_once_without_retries_or_checkpoint(local_lake: LocalLake) -> None:
+    api = ScriptedAzureApi(permanent=["Standard_D2s_v5"])
+    waits: list[float] = []
+    with pytest.raises(PermanentError, match="HTTP 404"):
+        collect_sps(
+            api,
+            local_lake,
+            LOGIN,
+            requests(4),
+            ENDPOINTS,
+            PK,
+            START,
+            50,
+            NAMES,
+            policy=RetryPolicy(attempts=3, max_wait_s=5.0, backoff_s=0.5),
+            workers=1,
+            sleep=waits.append,
+        )
+    # One call for the failing request; with one worker the rest of the window is not sent at all.
+    assert [c[2] for c in api.calls] == [("Standard_D2s_v5",)] and waits == []
+    assert local_lake.list_keys(sps_checkpoint_prefix("azure", PK)) == []
+
+
+def test_answers_left_out_are_counted_by_reason(local_lake: LocalLake) -> None:
+    api = ScriptedAzureApi(labels={"Standard_D4s_v5": "RestrictedSkuNotAvailable"})
+    reqs = [
+        SpsRequest(0, ("eastus", "westeurope"), ("Standard_D2s_v5", "Standard_D4s_v5"), 4, 0),
+        SpsRequest(1, ("eastus",), ("Promo_D8s_v5",), 1, 0),  # no Standard/Basic tier
+    ]
+    result = collect(api, local_lake, reqs)
+    assert result.dropped == {"unscored:RestrictedSkuNotAvailable": 2, "sku_without_tier": 1}
+    assert result.unscored == 2 and len(result.frame) == 2

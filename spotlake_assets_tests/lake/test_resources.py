@@ -1,14 +1,28 @@
-"""The lake resources: atomic and conditional writes on a directory and on S3 (moto)."""
+"""The lake resources: atomic and conditional writes on a directory and on S3 (moto), and S3 failures
+reported with the bucket, the key and the variable that named the bucket."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
+from moto.s3.models import S3Backend
 
-from spotlake_assets.lake.errors import LakeKeyNotFound, PreconditionFailed, ReadOnlyLocation
-from spotlake_assets.lake.resources import LakeResource, LocalLake, S3Lake
+from spotlake_assets.lake.errors import (
+    InvalidBucketName,
+    LakeAccessDenied,
+    LakeBucketNotFound,
+    LakeKeyNotFound,
+    PreconditionFailed,
+    ReadOnlyLocation,
+)
+from spotlake_assets.lake.resources import LakeResource, LocalLake, S3Lake, bucket_name_problem
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -128,3 +142,164 @@ def test_sweep_removes_only_stale_temporary_files(local_lake: LocalLake) -> None
     os.utime(stale, (old, old))
     assert local_lake.sweep_temp_files("state/", older_than_s=600) == [str(stale)]
     assert fresh.exists() and (folder / "b.parquet").exists()
+
+
+# --- S3 failures name the culprit ---------------------------------------------------------------------------
+
+
+def test_a_missing_bucket_names_the_bucket_the_key_and_its_variable(moto_s3: None) -> None:
+    lake = S3Lake(bucket="spotlake-typo", bucket_variable="SPOTLAKE_BUCKET")
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("GetObject state/a.json", lambda: lake.read_bytes("state/a.json")),
+        ("PutObject history/aws/x.parquet", lambda: lake.write_bytes("history/aws/x.parquet", b"x")),
+        ("ListObjectsV2 rawdata/", lambda: lake.list_keys("rawdata/")),
+        ("CopyObject state/b.json", lambda: lake.move_aside("state/b.json", "damaged")),
+    ]
+    for what, call in calls:
+        with pytest.raises(LakeBucketNotFound) as caught:
+            call()
+        assert str(caught.value) == (
+            f"bucket s3://spotlake-typo does not exist ({what}); the bucket name comes from SPOTLAKE_BUCKET"
+        )
+
+
+def test_the_read_bucket_is_named_with_its_own_variable(moto_s3: None) -> None:
+    lake = S3Lake(
+        bucket="spotlake-write",
+        config_bucket="spotlake-absent",
+        require_distinct_buckets=True,
+        bucket_variable="SPOTLAKE_WRITE_BUCKET",
+        config_bucket_variable="SPOTLAKE_READ_BUCKET",
+    )
+    with pytest.raises(LakeBucketNotFound, match=r"s3://spotlake-absent .*from SPOTLAKE_READ_BUCKET$"):
+        lake.read_config_bytes("config/aws/credentials.csv")
+
+
+def _stubbed(lake: S3Lake) -> Stubber:
+    stubber = Stubber(lake.client())
+    stubber.activate()
+    return stubber
+
+
+def test_access_denied_names_the_operation_the_object_and_the_variable(aws_env: None) -> None:
+    lake = S3Lake(bucket="spotlake-prod", bucket_variable="SPOTLAKE_BUCKET")
+    with _stubbed(lake) as stubber:
+        stubber.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
+        with pytest.raises(LakeAccessDenied) as caught:
+            lake.read_bytes("latest_data/latest_aws.json")
+        # HEAD has no body: S3 answers a bare 403.
+        stubber.add_client_error("head_object", service_error_code="403", http_status_code=403)
+        with pytest.raises(LakeAccessDenied, match=r"HeadObject on s3://spotlake-prod/state/x\.json"):
+            lake.head("state/x.json")
+    assert str(caught.value) == (
+        "access denied: GetObject on s3://spotlake-prod/latest_data/latest_aws.json; the bucket name comes "
+        "from SPOTLAKE_BUCKET; check the bucket name and that the run's IAM identity may GetObject there"
+    )
+
+
+def test_other_s3_failures_pass_through_unchanged(aws_env: None) -> None:
+    from botocore.exceptions import ClientError
+
+    lake = S3Lake(bucket="spotlake-prod")
+    with _stubbed(lake) as stubber:
+        stubber.add_client_error("get_object", service_error_code="SlowDown", http_status_code=503)
+        with pytest.raises(ClientError, match="SlowDown"):
+            lake.read_bytes("state/x.json")
+
+
+@pytest.mark.parametrize(
+    ("create_only", "if_match", "detail"),
+    [(True, None, "the object already exists"), (False, "abc", "the object changed since it was read")],
+)
+def test_a_409_conditional_request_conflict_is_a_lost_conditional_write(
+    aws_env: None, create_only: bool, if_match: str | None, detail: str
+) -> None:
+    # S3 answers 409 ConditionalRequestConflict when a concurrent conditional write to the key is in flight.
+    lake = S3Lake(bucket="spotlake-prod")
+    condition = {"IfNoneMatch": "*"} if create_only else {"IfMatch": f'"{if_match}"'}
+    with _stubbed(lake) as stubber:
+        stubber.add_client_error(
+            "put_object",
+            service_error_code="ConditionalRequestConflict",
+            service_message="A conflicting conditional operation is currently in progress",
+            http_status_code=409,
+            expected_params={
+                "Bucket": "spotlake-prod",
+                "Key": "state/ledger.json",
+                "Body": b"x",
+                **condition,
+            },
+        )
+        with pytest.raises(PreconditionFailed) as caught:
+            lake.write_bytes("state/ledger.json", b"x", create_only=create_only, if_match=if_match)
+        stubber.assert_no_pending_responses()
+    assert str(caught.value) == f"conditional write to s3://spotlake-prod/state/ledger.json refused: {detail}"
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("spotlake-prod", None),
+        ("a.b-c", None),
+        ("ab", "it has 2 characters (3 to 63 allowed)"),
+        ("", "it has 0 characters (3 to 63 allowed)"),
+        ("x" * 64, "it has 64 characters (3 to 63 allowed)"),
+        ("Spotlake_Prod", "only lowercase letters, digits, '.' and '-' are allowed"),
+        (" spotlake", "only lowercase letters, digits, '.' and '-' are allowed"),
+        ("-spotlake", "it must begin and end with a letter or digit"),
+        ("spot..lake", "it has two adjacent dots"),
+        ("192.168.1.1", "it is formatted as an IP address"),
+    ],
+)
+def test_bucket_name_rules(name: str, problem: str | None) -> None:
+    assert bucket_name_problem(name) == problem
+
+
+def test_a_bad_bucket_name_is_refused_before_any_request_naming_its_variable(aws_env: None) -> None:
+    lake = S3Lake(bucket="Spotlake_Prod", bucket_variable="SPOTLAKE_BUCKET")
+    with pytest.raises(InvalidBucketName) as caught:
+        lake.read_bytes("state/x.json")
+    assert str(caught.value) == (
+        "SPOTLAKE_BUCKET='Spotlake_Prod' is not an S3 bucket name: only lowercase letters, digits, '.' "
+        "and '-' are allowed"
+    )
+
+
+# --- the S3 server the race tests use -----------------------------------------------------------------------
+
+
+def test_the_race_fixture_applies_each_conditional_write_atomically(
+    s3_server_lake: S3Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process moto checks `If-None-Match` and then stores the object with no lock, so racing create-only
+    writes can all win (the flaky races under `pytest -n 2`). Widening that gap makes the flake certain on
+    in-process moto; the `s3_server_lake` server applies one request at a time, as S3 does."""
+    store = S3Backend.put_object
+
+    def slow_store(self: S3Backend, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.05)
+        return store(self, *args, **kwargs)
+
+    monkeypatch.setattr(S3Backend, "put_object", slow_store)
+    lakes = [S3Lake(bucket=s3_server_lake.bucket, endpoint_url=s3_server_lake.endpoint_url) for _ in range(4)]
+    for lake in lakes:
+        lake.client()  # build the clients first: the race is on the writes
+    barrier = threading.Barrier(len(lakes))
+    outcomes: list[str] = []
+
+    def writer(i: int) -> None:
+        barrier.wait()
+        try:
+            lakes[i].write_bytes("history/aws/race.parquet", str(i).encode(), create_only=True)
+            outcomes.append(f"won:{i}")
+        except PreconditionFailed:
+            outcomes.append("lost")
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(len(lakes))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [o for o in outcomes if o.startswith("won")]
+    assert len(winners) == 1 and outcomes.count("lost") == 3
+    assert s3_server_lake.read_bytes("history/aws/race.parquet") == winners[0].removeprefix("won:").encode()

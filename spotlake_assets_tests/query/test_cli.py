@@ -291,9 +291,62 @@ def test_the_same_answers_from_s3(lake: LocalLake, pool: dict[str, Any], s3_serv
 def test_the_default_lake_follows_the_environment(tmp_path: Path) -> None:
     assert default_location({"SPOTLAKE_HOME": str(tmp_path)}) == str(tmp_path / "lake")
     assert default_location({"SPOTLAKE_ENV": "prod", "SPOTLAKE_BUCKET": "spotlake"}) == "s3://spotlake"
-    assert default_location({"SPOTLAKE_ENV": "test", "SPOTLAKE_WRITE_BUCKET": "w"}) == "s3://w"
-    with pytest.raises(LakeLocationError, match="names no bucket"):
+    assert (
+        default_location({"SPOTLAKE_ENV": "test", "SPOTLAKE_WRITE_BUCKET": "spotlake-w"}) == "s3://spotlake-w"
+    )
+    with pytest.raises(LakeLocationError, match="keeps its lake in SPOTLAKE_BUCKET, which is not set"):
         default_location({"SPOTLAKE_ENV": "prod"})
+
+
+def test_an_unknown_environment_is_refused_not_read_as_local(
+    lake: LocalLake, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, the tool resolved SPOTLAKE_ENV on its own and quietly read the local lake.
+    monkeypatch.setenv("SPOTLAKE_HOME", str(Path(lake.root).parent))
+    monkeypatch.setenv("SPOTLAKE_ENV", "staging")
+    for argv in (["latest"], ["latest", "--lake", lake.root]):
+        code, out, err = query(capsys, *argv)
+        assert (code, out) == (2, "")
+        assert (
+            err == "spotlake: SPOTLAKE_ENV='staging' is not one of local, test, prod (unknown environment)\n"
+        )
+
+
+def test_a_bad_setting_is_named_on_standard_error(
+    lake: LocalLake, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPOTLAKE_ENV", raising=False)
+    monkeypatch.setenv("SPOTLAKE_HOME", str(Path(lake.root).parent))
+    monkeypatch.setenv("SPOTLAKE_SCALE", "abc")
+    code, out, err = query(capsys, "latest")
+    assert (code, out) == (2, "")
+    assert err.startswith("spotlake: SPOTLAKE_SCALE='abc' is not a number in (0, 1]")
+
+
+def test_a_missing_default_lake_names_the_variable_behind_it(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPOTLAKE_ENV", raising=False)
+    monkeypatch.setenv("SPOTLAKE_HOME", str(tmp_path / "nowhere"))
+    code, _, err = query(capsys, "latest")
+    assert code == 2
+    assert err == (
+        f"spotlake: no lake directory at {tmp_path / 'nowhere' / 'lake'} (the SPOTLAKE_ENV=local lake, from "
+        "SPOTLAKE_HOME; --lake reads another)\n"
+    )
+
+
+def test_a_latest_file_with_a_byte_order_mark_is_read(
+    lake: LocalLake, pool: dict[str, Any], capsys: Any, tmp_path: Path
+) -> None:
+    # Guard: a latest JSON re-saved by an editor that adds a UTF-8 BOM still reads (json.loads on bytes).
+    copy = LocalLake(root=str(tmp_path / "lake"))
+    key = keys.latest_key("aws")
+    copy.write_bytes(key, b"\xef\xbb\xbf" + lake.read_bytes(key))
+    latest = ["latest", "--instance-type", pool["InstanceType"], "--format", "json"]
+    _, expected, _ = query(capsys, *latest, "--lake", lake.root)
+    code, out, _ = query(capsys, *latest, "--lake", copy.root)
+    assert code == 0 and out == expected
 
 
 def test_the_module_runs_as_a_command(lake: LocalLake, pool: dict[str, Any]) -> None:

@@ -239,6 +239,8 @@ def test_reads_go_through_the_manifest_and_filter_the_range(local_lake: LocalLak
 
 
 # --- races on S3 (moto honours IfNoneMatch / IfMatch) -------------------------------------------------------
+# The races run on `s3_server_lake`: a moto server applying one request at a time, as S3 does. In-process
+# moto checks a condition and then writes without a lock, so under `pytest -n 2` both racers could win.
 
 
 def race(workers: list[Callable[[], str]]) -> list[str]:
@@ -261,12 +263,12 @@ def race(workers: list[Callable[[], str]]) -> list[str]:
     return out
 
 
-def test_a_concurrent_second_writer_of_a_window_loses_cleanly(s3_lake: S3Lake) -> None:
+def test_a_concurrent_second_writer_of_a_window_loses_cleanly(s3_server_lake: S3Lake) -> None:
     ours, theirs = window_delta(0, POOLS), window_delta(0, POOLS, sps=7)
     results = race(
         [
-            lambda: write_window_history(s3_lake, "aws", wkey(0), ours, KEY_COLUMNS).status,
-            lambda: write_window_history(s3_lake, "aws", wkey(0), theirs, KEY_COLUMNS).status,
+            lambda: write_window_history(s3_server_lake, "aws", wkey(0), ours, KEY_COLUMNS).status,
+            lambda: write_window_history(s3_server_lake, "aws", wkey(0), theirs, KEY_COLUMNS).status,
         ]
     )
     assert sorted(r.split(":")[0] for r in results) == ["HistoryConflict", "written"]
@@ -274,36 +276,38 @@ def test_a_concurrent_second_writer_of_a_window_loses_cleanly(s3_lake: S3Lake) -
     assert "s3://spotlake-prod/history/aws/2026/03/01/00-00.parquet already holds a different delta" in loser
     assert "another run wrote this window first" in loser
     # With the same rows, the second writer's rerun is a no-op.
-    results = race([lambda: write_window_history(s3_lake, "aws", wkey(10), ours, KEY_COLUMNS).status] * 2)
+    results = race(
+        [lambda: write_window_history(s3_server_lake, "aws", wkey(10), ours, KEY_COLUMNS).status] * 2
+    )
     assert sorted(results) == ["already written (identical)", "written"]
 
 
-def test_a_concurrent_second_writer_of_the_manifest_loses_cleanly(s3_lake: S3Lake) -> None:
-    write_windows(s3_lake, [0])
-    compact_day(s3_lake, "aws", DAY, KEY_COLUMNS)
-    base = read_manifest_for_update(s3_lake, "aws")
+def test_a_concurrent_second_writer_of_the_manifest_loses_cleanly(s3_server_lake: S3Lake) -> None:
+    write_windows(s3_server_lake, [0])
+    compact_day(s3_server_lake, "aws", DAY, KEY_COLUMNS)
+    base = read_manifest_for_update(s3_server_lake, "aws")
     entry = base.days[DAY]
     # Both writers read the same manifest, then publish different entries at the same moment.
     results = race(
         [
-            lambda: publish_day(s3_lake, base, replace(entry, day="2026-03-02")),
-            lambda: publish_day(s3_lake, base, replace(entry, day="2026-03-03")),
+            lambda: publish_day(s3_server_lake, base, replace(entry, day="2026-03-02")),
+            lambda: publish_day(s3_server_lake, base, replace(entry, day="2026-03-03")),
         ]
     )
     assert sorted(r.split(":")[0] for r in results) == ["ManifestConflict", "published"]
     loser = next(r for r in results if r.startswith("ManifestConflict"))
     assert "s3://spotlake-prod/history_daily/aws/manifest.json changed while aws 2026-03-0" in loser
     assert "nothing was overwritten" in loser
-    published = load_manifest(s3_lake, "aws")
+    published = load_manifest(s3_server_lake, "aws")
     assert DAY in published.days and len(published.days) == 2
 
 
-def test_concurrent_compactions_of_one_day_publish_it_once(s3_lake: S3Lake) -> None:
-    write_windows(s3_lake, [0, 10, 20])
-    results = race([lambda: compact_day(s3_lake, "aws", DAY, KEY_COLUMNS).manifest_status] * 3)
+def test_concurrent_compactions_of_one_day_publish_it_once(s3_server_lake: S3Lake) -> None:
+    write_windows(s3_server_lake, [0, 10, 20])
+    results = race([lambda: compact_day(s3_server_lake, "aws", DAY, KEY_COLUMNS).manifest_status] * 3)
     assert results.count("published") == 1 and results.count("already published") == 2
-    assert list(load_manifest(s3_lake, "aws").days) == [DAY]
-    assert len(s3_lake.list_keys("history_daily/aws/2026/")) == 1
+    assert list(load_manifest(s3_server_lake, "aws").days) == [DAY]
+    assert len(s3_server_lake.list_keys("history_daily/aws/2026/")) == 1
 
 
 def test_a_stale_manifest_create_is_refused(s3_lake: S3Lake) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +24,13 @@ import pandas as pd
 from spotlake_assets.aws.collectors.result import RegionalCollection
 from spotlake_assets.aws.constants import IF_BUCKETS, IF_COLUMNS
 from spotlake_assets.aws.resources import AwsApi
+from spotlake_assets.core.validation import normalise_name
 
 log = logging.getLogger(__name__)
 
 # The advisor's name for Linux/UNIX; Windows rows are not collected (DESIGN §2).
 _LINUX = "Linux"
+_CALL = "spot advisor document"
 
 
 class MalformedAdvisorDocument(ValueError):
@@ -66,7 +68,10 @@ def parse_spot_advisor(document: bytes) -> pd.DataFrame:
     """The advisor document → ``IF_COLUMNS`` (Region, InstanceType, IF float64), Linux only, sorted.
 
     Raises `MalformedAdvisorDocument` naming the problem: invalid or truncated JSON, a missing key, an
-    unknown bucket label, a range index used but not defined, a range index defined twice.
+    unknown bucket label, a range index used but not defined, a range index defined twice, a (region,
+    instance type) listed twice once names are normalised. Region and instance-type names are normalised
+    (surrounding and zero-width spaces removed) so that they join with the other collectors; a name that
+    cannot be raises `validation.MalformedResponse`.
     """
     try:
         root = json.loads(document)
@@ -85,14 +90,17 @@ def parse_spot_advisor(document: bytes) -> pd.DataFrame:
     regions: list[str] = []
     instance_types: list[str] = []
     values: list[float] = []
-    for region, systems in _object(root["spot_advisor"], "'spot_advisor'").items():
-        linux = _object(systems, f"spot_advisor[{region!r}]").get(_LINUX)
+    seen: dict[tuple[str, str], str] = {}
+    for raw_region, systems in _object(root["spot_advisor"], "'spot_advisor'").items():
+        region = normalise_name(raw_region, call=_CALL, field="spot_advisor region", row=raw_region)
+        linux = _object(systems, f"spot_advisor[{raw_region!r}]").get(_LINUX)
         if linux is None:
             # A region the advisor covers for Windows only: nothing to collect there.
             log.debug("spot advisor: %s has no Linux entries", region)
             continue
-        for instance_type, entry in _object(linux, f"spot_advisor[{region!r}][{_LINUX!r}]").items():
-            where = f"spot_advisor[{region!r}][{_LINUX!r}][{instance_type!r}]"
+        for raw_type, entry in _object(linux, f"spot_advisor[{raw_region!r}][{_LINUX!r}]").items():
+            where = f"spot_advisor[{raw_region!r}][{_LINUX!r}][{raw_type!r}]"
+            instance_type = normalise_name(raw_type, call=_CALL, field="instance type", row=where)
             rate = _object(entry, where).get("r")
             if rate is None:
                 raise MalformedAdvisorDocument(f"{where} has no 'r' (range index)")
@@ -100,6 +108,10 @@ def parse_spot_advisor(document: bytes) -> pd.DataFrame:
                 raise MalformedAdvisorDocument(
                     f"{where} has range index {rate!r}, not one of the ranges {sorted(scores)}"
                 )
+            first = seen.get((region, instance_type))
+            if first is not None:
+                raise MalformedAdvisorDocument(f"{where} and {first} name the same region and instance type")
+            seen[(region, instance_type)] = where
             regions.append(region)
             instance_types.append(instance_type)
             values.append(scores[rate])
@@ -113,6 +125,12 @@ def parse_spot_advisor(document: bytes) -> pd.DataFrame:
         columns=list(IF_COLUMNS),
     )
     return frame.sort_values(["Region", "InstanceType"], ignore_index=True)
+
+
+def uncovered_regions(frame: pd.DataFrame, expected: Iterable[str]) -> list[str]:
+    """Regions of ``expected`` (the day's workload regions) without a single Linux row in the advisor
+    frame, sorted: their IF would be -1 everywhere."""
+    return sorted(set(expected) - set(frame["Region"].unique()))
 
 
 def collect_interruption_frequency(api: AwsApi, window_start: datetime) -> RegionalCollection:

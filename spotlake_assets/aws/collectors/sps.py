@@ -1,12 +1,19 @@
 """AWS Spot Placement Scores for one window: get → transform → frame, resumable per credential group.
 
 Each group of ≤ 50 queries runs on the credential the ledger assigns to (capacity, group) for the day, so
-no configuration is spent twice. A finished group is checkpointed in the lake under a deterministic key;
-a retried run (after a failure or a Spot reclaim) reads those checkpoints and queries only what is left.
+no configuration is spent twice. A finished group is checkpointed in the lake under a key naming the window,
+the group and a digest of what the group covers (its queries and the capacity), so a rebuilt workload that
+reuses a group number with other queries never resumes from the old group's scores. A retried run (after a
+failure or a Spot reclaim) reads those checkpoints and queries only what is left; a checkpoint that is
+damaged or fails validation is moved aside and its group collected again. A group interrupted mid-way has no
+checkpoint and is queried again from its start, on the same credential: AWS does not count a configuration
+repeated on the same account within 24 hours as a new one, so that costs calls, not quota.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,12 +25,12 @@ import numpy as np
 import pandas as pd
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from spotlake_assets.aws.constants import PROVIDER, SPS_COLUMNS
+from spotlake_assets.aws.constants import KEY_COLUMNS, PROVIDER, SPS_COLUMNS
 from spotlake_assets.aws.credentials import CredentialLedger, CredentialPoolExhausted
 from spotlake_assets.aws.models import ConfigLimitExceeded, Credential, SpsQuery, SpsScore, Throttled
-from spotlake_assets.aws.resources import AwsApi
+from spotlake_assets.aws.resources import SPS_SCORE_RANGE, AwsApi
 from spotlake_assets.lake.errors import PreconditionFailed
-from spotlake_assets.lake.frames import read_frame, write_frame
+from spotlake_assets.lake.frames import read_checkpoint, read_frame, write_frame
 from spotlake_assets.lake.keys import sps_checkpoint_key
 from spotlake_assets.lake.resources import LakeResource
 
@@ -50,6 +57,8 @@ class GroupOutcome:
     error: str | None = None
     # Throttling can pass; an exhausted pool cannot within the day.
     transient: bool = False
+    # "<checkpoint> → <where it went>: <why>" when a damaged checkpoint of this group was moved aside.
+    moved_aside: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ class SpsCollection:
     # group → reason, for groups that could not be collected (the run fails naming them).
     uncovered: dict[int, str] = field(default_factory=dict)
     transient_groups: frozenset[int] = frozenset()
+    checkpoints_moved_aside: tuple[str, ...] = ()
 
     @property
     def only_transient_failures(self) -> bool:
@@ -82,6 +92,36 @@ class SpsCollectionIncomplete(RuntimeError):
             " checkpointed; a retry resumes from them."
         )
         self.collection = collection
+
+
+def group_digest(queries: Sequence[SpsQuery], capacity: int) -> str:
+    """A stable digest of what a credential group covers: its (instance type, regions) queries and the
+    capacity. Query ids and order are positions in the day's plan, not content, so they are left out."""
+    content = sorted([q.instance_type, sorted(q.regions)] for q in queries)
+    payload = json.dumps({"capacity": capacity, "queries": content}, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def group_checkpoint_key(partition_key: str, group: int, digest: str) -> str:
+    """Where a finished group's scores are checkpointed: the window, the group and its content digest."""
+    return sps_checkpoint_key(PROVIDER, partition_key, f"group_{group:05d}", digest)
+
+
+def checkpoint_problem(frame: pd.DataFrame, capacity: int) -> str | None:
+    """Why a checkpoint read back cannot be trusted (None when it can): written by an older version that
+    did not validate answers, or edited by hand. Its group is then collected again."""
+    if frame[list(KEY_COLUMNS)].isna().any().any():
+        return "null key values"
+    low, high = SPS_SCORE_RANGE
+    scores = pd.to_numeric(frame["SPS"], errors="coerce")
+    outside = ~scores.between(low, high)
+    if outside.any():
+        return f"SPS outside {low}..{high}: {sorted(set(frame['SPS'][outside].tolist()))[:5]}"
+    if not (pd.to_numeric(frame["TargetCapacity"], errors="coerce") == capacity).all():
+        return f"TargetCapacity other than {capacity}"
+    if frame.duplicated(list(KEY_COLUMNS)).any():
+        return "duplicated (InstanceType, Region, AZ)"
+    return None
 
 
 def scores_to_frame(scores: Sequence[SpsScore], capacity: int) -> pd.DataFrame:
@@ -117,10 +157,25 @@ class _GroupRunner:
         self.partition_key, self.window_start, self.capacity = partition_key, window_start, capacity
         self.throttle = throttle
 
+    def _resume(self, key: str) -> tuple[pd.DataFrame | None, str]:
+        """The group's checkpoint if it is sound; otherwise None and what was moved aside."""
+        checkpoint = read_checkpoint(self.lake, key, SPS_COLUMNS)
+        if checkpoint.frame is None:
+            return None, checkpoint.moved_aside
+        problem = checkpoint_problem(checkpoint.frame, self.capacity)
+        if problem is None:
+            return checkpoint.frame, ""
+        moved = self.lake.move_aside(key, problem)
+        log.warning(
+            "checkpoint %s fails validation (%s); moved aside to %s, collecting it again", key, problem, moved
+        )
+        return None, f"{self.lake.location(key)} → {moved}: {problem}"
+
     def run(self, group: int, queries: Sequence[SpsQuery]) -> GroupOutcome:
-        key = sps_checkpoint_key(PROVIDER, self.partition_key, group)
-        if self.lake.exists(key):
-            return GroupOutcome(group, read_frame(self.lake, key, SPS_COLUMNS), resumed=True)
+        key = group_checkpoint_key(self.partition_key, group, group_digest(queries, self.capacity))
+        resumed, moved_aside = self._resume(key)
+        if resumed is not None:
+            return GroupOutcome(group, resumed, resumed=True)
         calls = retries = 0
         used: set[int] = set()
         scores: list[SpsScore] = []
@@ -141,16 +196,27 @@ class _GroupRunner:
                     scores.extend(result)
                     break
         except CredentialPoolExhausted as exc:
-            return GroupOutcome(group, None, calls, retries, frozenset(used), error=str(exc))
+            return GroupOutcome(
+                group, None, calls, retries, frozenset(used), error=str(exc), moved_aside=moved_aside
+            )
         except Throttled as exc:
-            return GroupOutcome(group, None, calls, retries, frozenset(used), error=str(exc), transient=True)
+            return GroupOutcome(
+                group,
+                None,
+                calls,
+                retries,
+                frozenset(used),
+                error=str(exc),
+                transient=True,
+                moved_aside=moved_aside,
+            )
         frame = scores_to_frame(scores, self.capacity)
         try:
             write_frame(self.lake, key, frame, create_only=True)
         except PreconditionFailed:
             # A concurrent attempt finished this group first: its checkpoint is the record.
             frame = read_frame(self.lake, key, SPS_COLUMNS)
-        return GroupOutcome(group, frame, calls, retries, frozenset(used))
+        return GroupOutcome(group, frame, calls, retries, frozenset(used), moved_aside=moved_aside)
 
     def _query(self, credential: Credential, query: SpsQuery) -> tuple[list[SpsScore], int, int]:
         attempts = 0
@@ -188,6 +254,7 @@ def collect_sps(
     )
     ordered = sorted(queries, key=lambda q: (q.group, q.query_id))
     grouped = [(g, list(qs)) for g, qs in groupby(ordered, key=lambda q: q.group)]
+    ledger.reserve(capacity, [g for g, _ in grouped])
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sps") as pool:
         outcomes = list(pool.map(lambda item: runner.run(*item), grouped))
     frames = [o.frame for o in outcomes if o.frame is not None]
@@ -205,6 +272,7 @@ def collect_sps(
         throttle_retries=sum(o.throttle_retries for o in outcomes),
         uncovered={o.group: o.error for o in outcomes if o.error is not None},
         transient_groups=frozenset(o.group for o in outcomes if o.transient),
+        checkpoints_moved_aside=tuple(o.moved_aside for o in outcomes if o.moved_aside),
     )
     if collection.uncovered:
         raise SpsCollectionIncomplete(collection)

@@ -1,5 +1,7 @@
 """Azure interruption frequency: Resource Graph `spotresources` eviction rates → one IF score per
-(tier, size, region), buckets per DESIGN §2 (0-5 → 3.0 … 20+ → 1.0). SKU names keep Azure's spelling."""
+(tier, size, region), buckets per DESIGN §2 (0-5 → 3.0 … 20+ → 1.0). SKU names keep Azure's spelling, which
+is sometimes lower case (``standard_nc24ads_a100_v4``): the tier is recognised case-insensitively here and the
+size is matched case-insensitively by the merge, which publishes the price list's / SPS's spelling."""
 
 from __future__ import annotations
 
@@ -27,15 +29,22 @@ class EvictionCollection:
 
 
 def eviction_frame(rows: Sequence[EvictionRate]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """``IF_COLUMNS`` sorted by key, and drop counts. An unknown bucket label raises `MalformedResponse`:
-    a changed vocabulary upstream must be seen, not silently turned into missing scores."""
-    unknown = sorted({r.eviction_rate for r in rows if r.eviction_rate not in IF_BUCKETS})
-    if unknown:
-        raise MalformedResponse(
-            f"eviction rates: unknown bucket labels {unknown} (known: {list(IF_BUCKETS)})"
-        )
+    """``IF_COLUMNS`` sorted by key, and drop counts per reason. An unknown bucket label raises
+    `MalformedResponse` naming it and its row: a changed vocabulary upstream must be seen, not silently
+    turned into missing scores. Rows differing only by the case of their names are one pair (the first
+    spelling is kept, the others counted as ``duplicate``)."""
+    for position, row in enumerate(rows):
+        if row.eviction_rate not in IF_BUCKETS:
+            raise MalformedResponse(
+                "resource graph eviction rates",
+                "evictionRate",
+                row.eviction_rate,
+                f"{position}: {row.location}/{row.sku_name}",
+                f"unknown bucket label (known: {list(IF_BUCKETS)})",
+            )
     dropped: dict[str, int] = {}
     kept: dict[tuple[str, str, str], float] = {}
+    folded: set[tuple[str, str, str]] = set()
     for row in rows:
         if is_sovereign(row.location, ""):
             dropped["sovereign_region"] = dropped.get("sovereign_region", 0) + 1
@@ -45,9 +54,11 @@ def eviction_frame(rows: Sequence[EvictionRate]) -> tuple[pd.DataFrame, dict[str
             dropped["sku_without_tier"] = dropped.get("sku_without_tier", 0) + 1
             continue
         key = (parts[0], parts[1], row.location)
-        if key in kept:
+        fold = (parts[0], parts[1].casefold(), row.location.casefold())
+        if fold in folded:
             dropped["duplicate"] = dropped.get("duplicate", 0) + 1
             continue
+        folded.add(fold)
         kept[key] = IF_BUCKETS[row.eviction_rate]
     ordered = sorted(kept)
     frame = pd.DataFrame(

@@ -1,6 +1,9 @@
 """Azure prices: Retail Prices API items → one row per (tier, size, region) with the Linux Spot price and its
 on-demand twin (DESIGN §2 "Price").
 
+Prices keep the precision the API returns (SpotLake does too): no rounding, so a Spot price of 0.002508
+stays 0.002508.
+
 Kept: consumption meters priced per hour, Linux (products not named Windows), Spot meters (``"<size> Spot"``)
 joined to the on-demand meter of the same region, SKU and base meter name. Dropped, and counted: Windows,
 Low Priority, expired meters, sovereign and government regions, SKUs without a tier prefix, on-demand meters
@@ -30,8 +33,8 @@ from spotlake_assets.azure.resources import AzureApi
 
 log = logging.getLogger(__name__)
 
-PRICE_DECIMALS = 5
 TIERS = ("Standard", "Basic")
+_TIER_BY_FOLD = {tier.casefold(): tier for tier in TIERS}
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,16 @@ class PriceCollection:
 
 
 def split_sku(arm_sku_name: str) -> tuple[str, str] | None:
-    """``Standard_D2s_v5`` → (``Standard``, ``D2s_v5``), keeping Azure's spelling; None without a tier."""
+    """``Standard_D2s_v5`` → (``Standard``, ``D2s_v5``); None without a tier.
+
+    The tier is matched case-insensitively and returned in its canonical spelling, because Resource Graph
+    spells some SKUs in lower case (``standard_nc24ads_a100_v4``); the size keeps Azure's spelling and is
+    matched case-insensitively where frames are joined (`spotlake_assets.azure.merge`)."""
     tier, sep, name = arm_sku_name.partition("_")
-    if not sep or not name or tier not in TIERS:
+    canonical = _TIER_BY_FOLD.get(tier.casefold())
+    if not sep or not name or canonical is None:
         return None
-    return tier, name
+    return canonical, name
 
 
 def is_sovereign(region: str, location: str) -> bool:
@@ -130,9 +138,9 @@ def price_frame(items: Sequence[RetailPrice]) -> tuple[pd.DataFrame, dict[str, i
         dropped["sku_without_tier"] = int((~has_tier).sum())
     joined = joined[has_tier]
     parts = [p for p in split if p is not None]
-    spot_price = joined["price_spot"].to_numpy(dtype=np.float64).round(PRICE_DECIMALS)
+    spot_price = joined["price_spot"].to_numpy(dtype=np.float64)
     od = joined["price_od"].to_numpy(dtype=np.float64, na_value=np.nan)
-    od = np.where(np.isnan(od), float(MISSING), od).round(PRICE_DECIMALS)
+    od = np.where(np.isnan(od), float(MISSING), od)
     frame = pd.DataFrame(
         {
             "InstanceTier": pd.Series([p[0] for p in parts], dtype=object),

@@ -6,17 +6,29 @@ makes 10 calls in 62 minutes, whatever runs in parallel. Per request:
 - "maximum number of requests" → quarantine that endpoint, retry on another;
 - 429 with Retry-After, timeouts and 5xx → bounded retries (each one a new slot), waiting as told;
 - unknown locations or SKUs named in the error → learned (persisted), removed, the rest retried;
+- any other 4xx (`PermanentError`) or an answer breaking the contract (`MalformedResponse`: an unknown score
+  or zone label…) → the asset fails at once, naming the cause; nothing of that batch is checkpointed and the
+  other batches stop calling;
 - no slot left anywhere → stop cleanly: what was collected is kept and every request not covered is named.
 
-Requests run in batches of the workload; a finished batch is checkpointed (create-only) under a
-deterministic key, so a retried or repeated run resumes without spending calls twice.
+Every answer is validated (`checked_placement_score`) before it becomes a row, whatever `AzureApi` produced
+it. Rows left out are counted per reason (``dropped``): documented unscored statuses
+(``unscored:RestrictedSkuNotAvailable`` …), SKUs without a tier, duplicated answers.
+
+Requests run in batches of the workload; a finished batch is checkpointed (create-only) under a key derived
+from what it covers — a digest of the partition, the desired count and the batch's (locations, sizes) — never
+from its position, so a rerun after the plan was rebuilt cannot resume another plan's batch. A damaged
+checkpoint is moved aside (named in `moved_aside`) and that batch is collected again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,21 +47,26 @@ from spotlake_assets.azure.models import (
     AzureLogin,
     Endpoint,
     InvalidRequestValues,
+    MalformedResponse,
     MaxRequestsReached,
+    PermanentError,
     PlacementScore,
     SpsRequest,
     Throttled,
     TransientError,
+    checked_placement_score,
 )
 from spotlake_assets.azure.resources import AzureApi
 from spotlake_assets.lake.errors import PreconditionFailed
-from spotlake_assets.lake.frames import read_frame, write_frame
+from spotlake_assets.lake.frames import read_checkpoint, write_frame
 from spotlake_assets.lake.keys import sps_checkpoint_key
 from spotlake_assets.lake.resources import LakeResource
 
 log = logging.getLogger(__name__)
 
 NO_BUDGET = "no (subscription, location) has SPS budget left"
+STOPPED = "not sent: another batch failed with a permanent error"
+_KEY = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,8 @@ class SpsCollection:
     unscored: int = 0  # answers without a High/Medium/Low score (e.g. RestrictedSkuNotAvailable)
     uncovered: dict[int, str] = field(default_factory=dict)  # request id → why it was not collected
     budget_exhausted: bool = False
+    dropped: dict[str, int] = field(default_factory=dict)  # answers of this run's calls left out, by reason
+    moved_aside: list[str] = field(default_factory=list)  # damaged checkpoints and state files, named
 
 
 @dataclass
@@ -86,17 +105,39 @@ class _BatchResult:
     transients: int = 0
     unscored: int = 0
     uncovered: dict[int, str] = field(default_factory=dict)
+    dropped: Counter[str] = field(default_factory=Counter)
+    moved_aside: str = ""
+
+
+def checkpoint_key(partition_key: str, desired_count: int, requests: Sequence[SpsRequest]) -> str:
+    """Where a batch's rows are checkpointed: named by what the batch covers (partition, desired count and
+    the set of its requests' locations and sizes), so the same work always maps to the same key and a
+    rebuilt plan whose batch N holds other requests can never resume from this one. Pure."""
+    covered = sorted([sorted(r.regions), sorted(r.sizes)] for r in requests)
+    document = {"partition": partition_key, "desired_count": desired_count, "requests": covered}
+    digest = hashlib.sha256(json.dumps(document, separators=(",", ":")).encode()).hexdigest()[:24]
+    return sps_checkpoint_key(PROVIDER, partition_key, "batch", digest)
 
 
 def scores_frame(
-    scores: Sequence[PlacementScore], desired_count: int, region_names: Mapping[str, str]
+    scores: Sequence[PlacementScore],
+    desired_count: int,
+    region_names: Mapping[str, str],
+    dropped: Counter[str] | None = None,
 ) -> pd.DataFrame:
-    """``SPS_COLUMNS`` from High/Medium/Low answers (others dropped), unique and sorted by key."""
+    """``SPS_COLUMNS`` from High/Medium/Low answers, unique and sorted by key. Answers left out are counted
+    in ``dropped`` by reason: ``unscored:<status>`` (a documented status, not a score), ``sku_without_tier``,
+    ``duplicate`` (one key answered twice: the later answer wins)."""
+    counts: Counter[str] = Counter() if dropped is None else dropped
     rows = []
     for s in scores:
         value = SCORES.get(s.score)
         parts = split_sku(s.sku)
-        if value is None or parts is None:
+        if value is None:
+            counts[f"unscored:{s.score}"] += 1
+            continue
+        if parts is None:
+            counts["sku_without_tier"] += 1
             continue
         rows.append(
             (
@@ -123,9 +164,11 @@ def scores_frame(
         },
         columns=list(SPS_COLUMNS),
     )
-    key = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone"]
     # Two requests scoring one pair (never planned, but possible after a replan): the later answer wins.
-    return frame.drop_duplicates(key, keep="last").sort_values(key, ignore_index=True)
+    unique = frame.drop_duplicates(_KEY, keep="last")
+    if len(unique) < len(frame):
+        counts["duplicate"] += len(frame) - len(unique)
+    return unique.sort_values(_KEY, ignore_index=True)
 
 
 class _Collector:
@@ -156,6 +199,8 @@ class _Collector:
         self.learned_sizes: set[str] = set()
         self.quarantined: set[str] = set()
         self.out_of_budget = threading.Event()
+        # Set by a permanent failure: the run is going to fail, so no other batch spends budget meanwhile.
+        self.stopped = threading.Event()
 
     def now(self) -> datetime:
         return self.api.now(self.window_start)
@@ -186,21 +231,41 @@ class _Collector:
     def request(
         self, request: SpsRequest, reserved: list[Endpoint], result: _BatchResult
     ) -> list[PlacementScore]:
+        try:
+            return self._request(request, reserved, result)
+        except (AuthenticationFailed, PermanentError, MalformedResponse):
+            self.stopped.set()
+            raise
+
+    def _request(
+        self, request: SpsRequest, reserved: list[Endpoint], result: _BatchResult
+    ) -> list[PlacementScore]:
         retries = 0
         while True:
             regions = self._filtered(request.regions, self.invalid_regions)
             sizes = self._filtered(request.sizes, self.invalid_sizes)
             if not regions or not sizes:
                 return []  # every value was rejected as invalid: nothing left to score
+            if self.stopped.is_set():
+                result.uncovered[request.request_id] = STOPPED
+                return []
             endpoint = self._slot(reserved)
             if endpoint is None:
                 result.uncovered[request.request_id] = NO_BUDGET
                 return []
             result.calls += 1
             try:
-                return self.api.spot_placement_scores(
+                answer = self.api.spot_placement_scores(
                     self.login, endpoint, regions, sizes, self.desired_count, self.window_start
                 )
+                # Whatever implementation answered, nothing unvalidated becomes a row or a checkpoint.
+                call = f"SPS {endpoint.label} request {request.request_id}"
+                return [
+                    checked_placement_score(
+                        s.sku, s.region, s.availability_zone, s.score, call=call, row=f"placementScores[{i}]"
+                    )
+                    for i, s in enumerate(answer)
+                ]
             except MaxRequestsReached as exc:
                 log.info("quarantining %s: %s", endpoint.label, exc)
                 with self._lock:
@@ -229,19 +294,22 @@ class _Collector:
                     result.uncovered[request.request_id] = f"gave up after {retries} attempts: {exc}"
                     return []
                 self.sleep(min(wait, self.policy.max_wait_s))
-            except AuthenticationFailed:
-                raise
+            except (AuthenticationFailed, PermanentError, MalformedResponse):
+                raise  # asking again gets the same answer: fail the asset, naming the cause
             except AzureApiError as exc:
+                # Not classified as permanent or transient: this request is an explicit gap, not a retry.
                 result.uncovered[request.request_id] = str(exc)
                 return []
 
-    def batch(self, batch: int, requests: Sequence[SpsRequest]) -> _BatchResult:
-        key = sps_checkpoint_key(PROVIDER, self.partition_key, batch)
-        if self.lake.exists(key):
-            return _BatchResult(frame=read_frame(self.lake, key, SPS_COLUMNS), resumed=True)
-        result = _BatchResult()
-        if self.out_of_budget.is_set():
-            result.uncovered = {r.request_id: NO_BUDGET for r in requests}
+    def batch(self, requests: Sequence[SpsRequest]) -> _BatchResult:
+        key = checkpoint_key(self.partition_key, self.desired_count, requests)
+        found = read_checkpoint(self.lake, key, SPS_COLUMNS)
+        if found.frame is not None:
+            return _BatchResult(frame=found.frame, resumed=True)
+        result = _BatchResult(moved_aside=found.moved_aside)
+        if self.out_of_budget.is_set() or self.stopped.is_set():
+            why = STOPPED if self.stopped.is_set() else NO_BUDGET
+            result.uncovered = {r.request_id: why for r in requests}
             return result
         reserved = self.budget.reserve(self.endpoints, len(requests), self.now())
         if not reserved:
@@ -250,14 +318,16 @@ class _Collector:
         for request in requests:
             scores.extend(self.request(request, reserved, result))
         result.unscored = sum(1 for s in scores if s.score not in SCORES)
-        result.frame = scores_frame(scores, self.desired_count, self.region_names)
+        result.frame = scores_frame(scores, self.desired_count, self.region_names, result.dropped)
         if result.uncovered:
             return result  # partial: kept for this run, not checkpointed, so a retry completes it
         try:
             write_frame(self.lake, key, result.frame, create_only=True)
         except PreconditionFailed:
             # A concurrent attempt finished this batch first: its checkpoint is the record.
-            result.frame = read_frame(self.lake, key, SPS_COLUMNS)
+            theirs = read_checkpoint(self.lake, key, SPS_COLUMNS)
+            if theirs.frame is not None:
+                result.frame = theirs.frame
         return result
 
 
@@ -279,7 +349,9 @@ def collect_sps(
     sleep: Callable[[float], None] = time.sleep,
 ) -> SpsCollection:
     """Every request of the window, batches in parallel. Never raises for budget exhaustion: the collection
-    says which requests are ``uncovered`` and why. `AuthenticationFailed` propagates (nothing can succeed)."""
+    says which requests are ``uncovered`` and why. `AuthenticationFailed`, `PermanentError` and
+    `MalformedResponse` propagate at once (asking again cannot help); the failing batch is not
+    checkpointed."""
     collector = _Collector(
         api,
         lake,
@@ -297,17 +369,21 @@ def collect_sps(
     ordered = sorted(requests, key=lambda r: (r.batch, r.request_id))
     grouped = [(b, list(rs)) for b, rs in groupby(ordered, key=lambda r: r.batch)]
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="azure-sps") as pool:
-        results = list(pool.map(lambda item: collector.batch(*item), grouped))
+        results = list(pool.map(lambda item: collector.batch(item[1]), grouped))
+    dropped: Counter[str] = Counter()
+    for r in results:
+        dropped.update(r.dropped)
     frames = [r.frame for r in results if r.frame is not None and len(r.frame)]
-    key = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone"]
-    frame = (
-        pd.concat(frames, ignore_index=True)
-        .drop_duplicates(key, keep="last")
-        .sort_values(key, ignore_index=True)
-        if frames
-        else scores_frame([], desired_count, region_names)
-    )
+    if frames:
+        stacked = pd.concat(frames, ignore_index=True)
+        frame = stacked.drop_duplicates(_KEY, keep="last").sort_values(_KEY, ignore_index=True)
+        if len(frame) < len(stacked):
+            dropped["duplicate_across_batches"] += len(stacked) - len(frame)
+    else:
+        frame = scores_frame([], desired_count, region_names)
     uncovered = {rid: why for r in results for rid, why in r.uncovered.items()}
+    moved_aside = [r.moved_aside for r in results if r.moved_aside]
+    moved_aside += collector.budget.moved_aside + collector.registry.moved_aside
     return SpsCollection(
         frame=frame,
         desired_count=desired_count,
@@ -323,4 +399,6 @@ def collect_sps(
         unscored=sum(r.unscored for r in results),
         uncovered=dict(sorted(uncovered.items())),
         budget_exhausted=collector.out_of_budget.is_set(),
+        dropped=dict(sorted(dropped.items())),
+        moved_aside=moved_aside,
     )
