@@ -16,21 +16,28 @@ RUN useradd --create-home --uid 10001 --user-group spotlake \
     && mkdir -p /opt/dagster/home/storage \
     && chown -R spotlake:spotlake /opt/dagster/home
 
-# Dependencies in their own layer, before the source, so a code change rebuilds only the last layers. An empty
-# package stands in for the source while pip resolves the project's dependencies against the pinned constraints.
-COPY pyproject.toml constraints.txt README.md ./
+# Dependencies in their own layer, keyed on the dependency declarations only (pyproject.toml, constraints.txt
+# and the image's extra requirements), so a change to the source or the README rebuilds only the last layers.
+# An empty package and README stand in for the real ones while pip resolves against the pinned constraints.
+COPY pyproject.toml constraints.txt ./
 COPY infra/image-requirements.txt ./infra/image-requirements.txt
-RUN mkdir spotlake_assets && touch spotlake_assets/__init__.py \
+RUN mkdir spotlake_assets && touch spotlake_assets/__init__.py README.md \
     && pip install -c constraints.txt . -r infra/image-requirements.txt \
     && pip uninstall -y spotlake-assets \
-    && rm -rf spotlake_assets
+    && rm -rf spotlake_assets README.md build
 
+COPY README.md ./
 COPY spotlake_assets ./spotlake_assets
-RUN pip install --no-deps .
+RUN pip install --no-deps . && rm -rf build
 
 # The production instance and the control plane's workspace (env references only, no secrets).
 COPY infra/dagster.yaml /opt/dagster/home/dagster.yaml
 COPY infra/workspace.yaml /opt/dagster/workspace.yaml
+
+# One probe for every role of the image: it checks what PID 1 runs (code server, webserver, daemon; a run
+# worker needs none, Batch watches its process). ECS task definitions call the same script.
+COPY --chmod=755 scripts/healthcheck.sh /usr/local/bin/spotlake-healthcheck
+HEALTHCHECK --interval=30s --timeout=15s --start-period=120s --retries=3 CMD ["/usr/local/bin/spotlake-healthcheck"]
 
 USER spotlake
 EXPOSE 4000

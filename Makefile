@@ -53,6 +53,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check spotlake_assets spotlake_assets_tests benchmarks scripts
 	$(BIN)/ruff format --check spotlake_assets spotlake_assets_tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	SPOTLAKE_ENV=local SPOTLAKE_SCALE=$(SCALE) $(BIN)/dagster dev -w workspace.yaml
@@ -73,4 +74,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sinks.py
 
 clean:
-	rm -rf $(VENV) .spotlake .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .spotlake .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

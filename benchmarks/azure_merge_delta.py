@@ -22,8 +22,8 @@ import pandas as pd
 
 from spotlake_assets.azure.constants import FEATURE_COLUMNS, KEY_COLUMNS
 from spotlake_assets.azure.merge import merge_snapshot
-from spotlake_assets.core.delta import compute_delta
-from spotlake_assets.core.metrics import (
+from spotlake_assets.domain.delta import compute_delta
+from spotlake_assets.orchestration.metrics import (
     current_rss_mib,
     peak_rss_mib,
     release_freed_memory,

@@ -16,7 +16,7 @@ import time
 
 from spotlake_assets.azure.catalogue import load_catalogue
 from spotlake_assets.azure.workload import DETERMINISTIC_LIMIT, plan_requests
-from spotlake_assets.core.metrics import peak_rss_mib
+from spotlake_assets.orchestration.metrics import peak_rss_mib
 
 
 def main() -> None:

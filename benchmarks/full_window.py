@@ -15,9 +15,9 @@ import dagster as dg
 from spotlake_assets.aws.assets import aws_assets
 from spotlake_assets.aws.credentials import AwsCredentialPool
 from spotlake_assets.aws.simulation import SimulatedAwsApi
-from spotlake_assets.core.metrics import peak_rss_mib
-from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.orchestration.metrics import peak_rss_mib
 from spotlake_assets.sinks.timestream import LocalTimestream
+from spotlake_assets.storage.lake import LocalLake
 
 WINDOW_ASSETS = [
     "aws/sps",

@@ -27,8 +27,8 @@ import pandas as pd
 
 from spotlake_assets.aws.constants import FEATURE_COLUMNS, KEY_COLUMNS
 from spotlake_assets.aws.merge import MergeResult, merge_snapshot, merge_snapshot_with_report
-from spotlake_assets.core.delta import compute_delta
-from spotlake_assets.core.metrics import (
+from spotlake_assets.domain.delta import compute_delta
+from spotlake_assets.orchestration.metrics import (
     current_rss_mib,
     peak_rss_mib,
     release_freed_memory,

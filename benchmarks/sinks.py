@@ -35,16 +35,16 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from spotlake_assets.aws.catalogue import load_catalogue
 from spotlake_assets.aws.constants import KEY_COLUMNS
-from spotlake_assets.core.metrics import peak_rss_mib
-from spotlake_assets.core.windows import window_key
-from spotlake_assets.lake.keys import latest_key
-from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.domain.windows import window_key
+from spotlake_assets.orchestration.metrics import peak_rss_mib
 from spotlake_assets.query.engine import LatestFilter, PoolFilter, SpotQuery
 from spotlake_assets.query.lake import ArrowLake
 from spotlake_assets.sinks.history import compact_day, write_window_history
 from spotlake_assets.sinks.latest import latest_records_json
 from spotlake_assets.sinks.records import AWS_MAPPING, build_records, window_version
 from spotlake_assets.sinks.timestream import Boto3Timestream, LocalTimestream
+from spotlake_assets.storage.keys import latest_key
+from spotlake_assets.storage.lake import LocalLake
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 

@@ -23,17 +23,33 @@ resource "aws_launch_template" "batch" {
   }
 }
 
+locals {
+  # Spot pools per architecture: several current families of each, Batch picks sizes (Graviton down to
+  # .medium, 1 vCPU, which fits a default 1-vCPU run worker alone).
+  default_instance_types = {
+    x86_64 = ["m6i", "m7i", "m6a", "c6i", "c7i", "r6i"]
+    arm64  = ["m7g", "c7g", "r7g", "m6g", "c6g", "r6g"]
+  }
+  run_worker_instance_types = coalesce(var.instance_types, local.default_instance_types[var.run_worker_architecture])
+  # Graviton families carry a "g" after the generation digit (m7g, c7gn, r6gd, t4g, im4gn, is4gen).
+  graviton_instance_types = [for t in local.run_worker_instance_types : t if can(regex("^[a-z]+[0-9]+g[a-z]*(\\.|$)", t))]
+}
+
 resource "aws_batch_compute_environment" "spot" {
-  name         = "${local.name}-runs-${lower(var.compute_environment_type)}"
-  type         = "MANAGED"
-  state        = "ENABLED"
-  service_role = aws_iam_role.batch_service.arn
+  # A prefix, not a fixed name, and create_before_destroy: a change Batch cannot apply in place (type,
+  # allocation strategy, architecture) creates the new environment, moves the queue onto it, then deletes
+  # the old one. A fixed name would make the replacement collide with itself.
+  compute_environment_name_prefix = "${local.name}-runs-"
+  type                            = "MANAGED"
+  state                           = "ENABLED"
+  # No service_role: Batch uses its service-linked role (AWSServiceRoleForBatch, created on first use), the
+  # only role with which Batch updates instance types, subnets, launch template and tags in place.
 
   compute_resources {
     type                = var.compute_environment_type
     allocation_strategy = var.allocation_strategy
     bid_percentage      = var.compute_environment_type == "SPOT" ? var.spot_bid_percentage : null
-    instance_type       = var.instance_types
+    instance_type       = local.run_worker_instance_types
     min_vcpus           = var.min_vcpus
     max_vcpus           = var.max_vcpus
     desired_vcpus       = var.desired_vcpus
@@ -42,6 +58,7 @@ resource "aws_batch_compute_environment" "spot" {
     security_group_ids  = concat([aws_security_group.run_worker.id], var.batch_security_group_ids)
 
     ec2_configuration {
+      # Batch picks the x86_64 or arm64 variant of this AMI family from the instance types.
       image_type = "ECS_AL2023"
     }
 
@@ -58,13 +75,29 @@ resource "aws_batch_compute_environment" "spot" {
     terminate_jobs_on_update      = false
   }
 
+  # Hosts need the instance role's ECS policy to join the cluster; on destroy, deleting the environment
+  # needs it too (Batch drains the ECS cluster with it). Without this edge Terraform may detach the policy
+  # first and the environment is stuck INVALID.
+  depends_on = [aws_iam_role_policy_attachment.batch_instance]
+
   lifecycle {
+    create_before_destroy = true
     # Batch moves desired vCPUs itself.
     ignore_changes = [compute_resources[0].desired_vcpus]
 
     precondition {
       condition     = var.compute_environment_type == "SPOT" || !startswith(var.allocation_strategy, "SPOT_")
       error_message = "SPOT_* allocation strategies need compute_environment_type = SPOT."
+    }
+
+    precondition {
+      # One architecture per compute environment: the multi-arch image runs on either, Batch cannot mix.
+      condition = (
+        var.run_worker_architecture == "arm64"
+        ? length(local.graviton_instance_types) == length(local.run_worker_instance_types)
+        : length(local.graviton_instance_types) == 0
+      )
+      error_message = "instance_types must all be of run_worker_architecture (Graviton families for arm64, none for x86_64)."
     }
   }
 }
@@ -96,10 +129,13 @@ resource "aws_batch_job_queue" "runs" {
 }
 
 resource "aws_batch_job_definition" "run_worker" {
-  name                  = "${local.name}-run-worker"
+  name                  = local.run_worker_job_definition_name
   type                  = "container"
   platform_capabilities = ["EC2"]
   propagate_tags        = true
+  # Keep earlier revisions ACTIVE: a run planned before a deploy is submitted with the revision that holds
+  # its image (BatchRunLauncher), and Batch refuses INACTIVE revisions. Revisions cost nothing.
+  deregister_on_new_revision = false
 
   # Dagster owns retries: a second attempt would find the run already started, exit 0 and leave the run
   # hanging. Run monitoring fails a lost worker's run and run retries re-execute it from failure. (The

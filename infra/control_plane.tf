@@ -91,7 +91,8 @@ resource "aws_ecs_task_definition" "dagster" {
 
   runtime_platform {
     operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
+    # The image is multi-arch (scripts/build_and_push.sh): ARM64 Fargate is the cheaper option.
+    cpu_architecture = var.control_plane_cpu_architecture
   }
 
   volume {
@@ -111,6 +112,15 @@ resource "aws_ecs_task_definition" "dagster" {
         secrets                = local.dagster_secrets
         mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
         portMappings           = each.value.port == null ? [] : [{ containerPort = each.value.port, protocol = "tcp" }]
+        # The image's probe (scripts/healthcheck.sh) picks the check from the command: gRPC health of the
+        # code server, the webserver's /server_info, the daemon's heartbeats. ECS replaces an unhealthy task.
+        healthCheck = {
+          command     = ["CMD", "/usr/local/bin/spotlake-healthcheck"]
+          interval    = 30
+          timeout     = 15
+          retries     = 3
+          startPeriod = 120
+        }
         logConfiguration = {
           logDriver = "awslogs"
           options = {

@@ -1,10 +1,8 @@
-# The Dagster instance database: private, encrypted, its password generated at apply time and written only to
-# Secrets Manager and RDS through write-only arguments (never into the Terraform state).
-
-ephemeral "random_password" "db" {
-  length  = 40
-  special = false
-}
+# The Dagster instance database: private, encrypted, its password written only to Secrets Manager and RDS through
+# write-only arguments from the ephemeral var.db_password (never in the Terraform state or plan). The deploy
+# script generates it with Secrets Manager's GetRandomPassword. Not generated here: Terraform 1.11's mock
+# providers cannot mock ephemeral resources (the offline plan tests would fail), and hashicorp/random is one
+# more provider to mirror.
 
 resource "aws_secretsmanager_secret" "db_password" {
   #checkov:skip=CKV2_AWS_57:Dagster opens a new connection per operation with the password its containers read at start, so automatic rotation would break every running service; rotate with db_password_version and a redeploy (README.md).
@@ -16,7 +14,7 @@ resource "aws_secretsmanager_secret" "db_password" {
 
 resource "aws_secretsmanager_secret_version" "db_password" {
   secret_id                = aws_secretsmanager_secret.db_password.id
-  secret_string_wo         = ephemeral.random_password.db.result
+  secret_string_wo         = var.db_password
   secret_string_wo_version = var.db_password_version
 }
 
@@ -73,7 +71,7 @@ resource "aws_db_instance" "dagster" {
   db_name        = "dagster"
   username       = "dagster"
 
-  password_wo         = ephemeral.random_password.db.result
+  password_wo         = var.db_password
   password_wo_version = var.db_password_version
 
   allocated_storage     = var.db_allocated_storage

@@ -1,20 +1,21 @@
-# Roles: the Batch service role, the instance role of Batch's EC2 hosts, one ECS task execution role (image
+# Roles: the instance role of Batch's EC2 hosts (Batch itself uses its service-linked role, batch.tf), one ECS task execution role (image
 # pull, logs, injected secrets), the run workers' job role and the control plane's task role. Every statement
 # names its resources; "*" appears only for actions AWS does not scope to a resource (commented where used).
 
 locals {
-  lake_read_objects  = [for prefix in var.lake_read_prefixes : "${local.lake_bucket_arn}/${prefix}*"]
-  lake_write_objects = [for prefix in var.lake_write_prefixes : "${local.lake_bucket_arn}/${prefix}*"]
+  lake_read_objects   = [for prefix in var.lake_read_prefixes : "${local.lake_bucket_arn}/${prefix}*"]
+  lake_write_objects  = [for prefix in var.lake_write_prefixes : "${local.lake_bucket_arn}/${prefix}*"]
+  lake_delete_objects = [for prefix in var.lake_delete_prefixes : "${local.lake_bucket_arn}/${prefix}*"]
   timestream_tables = [
     for table in var.timestream_table_names :
-    "arn:${local.partition}:timestream:${var.region}:${local.account_id}:database/${var.timestream_database_name}/table/${table}"
+    "arn:${local.partition}:timestream:${local.timestream_region}:${local.account_id}:database/${var.timestream_database_name}/table/${table}"
   ]
   sps_secret_arn = "arn:${local.partition}:secretsmanager:${var.region}:${local.account_id}:secret:${var.sps_credentials_secret_name}-??????"
   batch_job_arns = "arn:${local.partition}:batch:${var.region}:${local.account_id}:job/*"
 }
 
 data "aws_iam_policy_document" "assume" {
-  for_each = toset(["batch", "ec2", "ecs-tasks"])
+  for_each = toset(["ec2", "ecs-tasks"])
 
   statement {
     actions = ["sts:AssumeRole"]
@@ -35,17 +36,7 @@ data "aws_iam_policy_document" "assume" {
   }
 }
 
-# --- Batch service role and instance role -------------------------------------------------------------------
-
-resource "aws_iam_role" "batch_service" {
-  name               = "${local.name}-batch-service"
-  assume_role_policy = data.aws_iam_policy_document.assume["batch"].json
-}
-
-resource "aws_iam_role_policy_attachment" "batch_service" {
-  role       = aws_iam_role.batch_service.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSBatchServiceRole"
-}
+# --- Batch instance role (Batch itself uses its service-linked role) -----------------------------------------
 
 resource "aws_iam_role" "batch_instance" {
   name               = "${local.name}-batch-instance"
@@ -98,27 +89,34 @@ resource "aws_iam_role_policy" "task_execution" {
 
 data "aws_iam_policy_document" "run_worker" {
   statement {
-    sid       = "ListLakePrefixes"
+    # Unconditional on purpose: S3 answers a read of a missing key with 404 (NoSuchKey) only to a caller
+    # that may list the bucket, and 403 otherwise; the code treats "absent" (no checkpoint yet, first
+    # window) as normal and would fail on a 403. Listing reveals key names only.
+    sid       = "ListLake"
     actions   = ["s3:ListBucket"]
     resources = [local.lake_bucket_arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = concat(var.lake_read_prefixes, [for p in var.lake_read_prefixes : "${p}*"])
-    }
   }
 
   statement {
+    # GetObject also covers HeadObject and the source side of CopyObject.
     sid       = "ReadLake"
     actions   = ["s3:GetObject"]
     resources = local.lake_read_objects
   }
 
   statement {
-    # Conditional writes (If-None-Match / If-Match) are plain PutObject calls.
+    # Conditional writes (If-None-Match / If-Match) are plain PutObject calls, as is the target side of
+    # CopyObject (damaged state moved to quarantine/).
     sid       = "WriteLake"
-    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    actions   = ["s3:PutObject"]
     resources = local.lake_write_objects
+  }
+
+  statement {
+    # Moving damaged state aside is copy + delete.
+    sid       = "DeleteDamagedState"
+    actions   = ["s3:DeleteObject"]
+    resources = local.lake_delete_objects
   }
 
   statement {
@@ -129,6 +127,8 @@ data "aws_iam_policy_document" "run_worker" {
 
   statement {
     # Endpoint discovery and these EC2/Pricing reads have no resource-level permissions.
+    # ec2:GetSpotPlacementScores is absent on purpose: SPS calls are signed with the pool's credentials
+    # (other accounts), never with this role.
     sid = "UnscopedReads"
     actions = [
       "timestream:DescribeEndpoints",
@@ -136,7 +136,6 @@ data "aws_iam_policy_document" "run_worker" {
       "ec2:DescribeAvailabilityZones",
       "ec2:DescribeInstanceTypeOfferings",
       "ec2:DescribeSpotPriceHistory",
-      "ec2:GetSpotPlacementScores",
       "pricing:GetProducts",
     ]
     resources = ["*"]
@@ -145,7 +144,7 @@ data "aws_iam_policy_document" "run_worker" {
   statement {
     sid       = "AzureAuthItem"
     actions   = ["dynamodb:GetItem"]
-    resources = ["arn:${local.partition}:dynamodb:${var.region}:${local.account_id}:table/${var.azure_auth_table_name}"]
+    resources = ["arn:${local.partition}:dynamodb:${local.azure_auth_region}:${local.account_id}:table/${var.azure_auth_table_name}"]
   }
 
   dynamic "statement" {
@@ -192,7 +191,7 @@ data "aws_iam_policy_document" "control_plane" {
     actions = ["batch:SubmitJob", "batch:TagResource"]
     resources = [
       aws_batch_job_queue.runs.arn,
-      "arn:${local.partition}:batch:${var.region}:${local.account_id}:job-definition/${aws_batch_job_definition.run_worker.name}:*",
+      "arn:${local.partition}:batch:${var.region}:${local.account_id}:job-definition/${local.run_worker_job_definition_name}:*",
       local.batch_job_arns,
     ]
   }
@@ -210,10 +209,18 @@ data "aws_iam_policy_document" "control_plane" {
   }
 
   statement {
-    # check_run_worker_health: DescribeJobs has no resource-level permissions.
+    # check_run_worker_health and the image -> revision lookup at launch: neither DescribeJobs nor
+    # DescribeJobDefinitions has resource-level permissions.
     sid       = "WatchRuns"
-    actions   = ["batch:DescribeJobs"]
+    actions   = ["batch:DescribeJobs", "batch:DescribeJobDefinitions"]
     resources = ["*"]
+  }
+
+  statement {
+    # The log tail a failed run's event carries (BatchRunLauncher): run-worker streams only.
+    sid       = "TailRunWorkerLogs"
+    actions   = ["logs:GetLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.run_worker.arn}:log-stream:*"]
   }
 
   statement {

@@ -1,8 +1,35 @@
 # --- What already exists ----------------------------------------------------------------------------------
 
 variable "region" {
-  description = "AWS region of the deployment."
+  description = "AWS region of the deployment: every service (S3 client, Secrets Manager, DynamoDB, Timestream, Batch, ECS) unless overridden below."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+$", var.region))
+    error_message = "region must be an AWS region name such as us-west-2."
+  }
+}
+
+variable "timestream_region" {
+  description = "Region of the Timestream database (SPOTLAKE_TIMESTREAM_REGION) when it is not var.region (LiveAnalytics is not offered everywhere); empty for var.region."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.timestream_region == "" || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+$", var.timestream_region))
+    error_message = "timestream_region must be empty or an AWS region name."
+  }
+}
+
+variable "azure_auth_region" {
+  description = "Region of the existing AzureAuth DynamoDB table (SPOTLAKE_AZURE_AUTH_REGION) when it is not var.region; empty for var.region."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.azure_auth_region == "" || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+$", var.azure_auth_region))
+    error_message = "azure_auth_region must be empty or an AWS region name."
+  }
 }
 
 variable "name_prefix" {
@@ -44,15 +71,27 @@ variable "lake_bucket_name" {
 }
 
 variable "lake_read_prefixes" {
-  description = "Key prefixes run workers may read (configuration and everything they write)."
+  description = "Key prefixes run workers may read: configuration and everything they write (idempotent rewrites and checkpoint resumes read back). spotlake_assets_tests/infra/test_iam_from_code.py derives the list from the code."
   type        = list(string)
-  default     = ["config/", "rawdata/", "latest_data/", "state/", "history/", "dagster/"]
+  default = [
+    "config/", "rawdata/", "merged/", "delta/", "history/", "history_daily/", "latest_data/", "state/", "ops/",
+    "dagster/compute-logs/",
+  ]
 }
 
 variable "lake_write_prefixes" {
-  description = "Key prefixes run workers may write."
+  description = "Key prefixes run workers may write (quarantine/ receives damaged state moved aside)."
   type        = list(string)
-  default     = ["rawdata/", "latest_data/", "state/", "history/", "dagster/compute-logs/"]
+  default = [
+    "rawdata/", "merged/", "delta/", "history/", "history_daily/", "latest_data/", "state/", "ops/", "quarantine/",
+    "dagster/compute-logs/",
+  ]
+}
+
+variable "lake_delete_prefixes" {
+  description = "Key prefixes run workers may delete: damaged state is moved to quarantine/ (copy, then delete)."
+  type        = list(string)
+  default     = ["state/"]
 }
 
 variable "timestream_database_name" {
@@ -123,10 +162,32 @@ variable "allocation_strategy" {
   }
 }
 
+variable "run_worker_architecture" {
+  description = "CPU architecture of the run workers' Spot hosts: x86_64, or arm64 (Graviton; the image is multi-arch). A compute environment cannot mix the two."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.run_worker_architecture)
+    error_message = "run_worker_architecture must be x86_64 or arm64."
+  }
+}
+
 variable "instance_types" {
-  description = "Instance types or families for run workers; several families deepen the Spot pools."
+  description = "Instance types or families for run workers (several families deepen the Spot pools); null picks the families of run_worker_architecture."
   type        = list(string)
-  default     = ["m6i", "m7i", "m6a", "c6i", "c7i", "r6i"]
+  default     = null
+}
+
+variable "control_plane_cpu_architecture" {
+  description = "Fargate CPU architecture of the webserver, daemon and code server: X86_64 or ARM64 (the image is multi-arch)."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.control_plane_cpu_architecture)
+    error_message = "control_plane_cpu_architecture must be X86_64 or ARM64."
+  }
 }
 
 variable "min_vcpus" {
@@ -154,9 +215,14 @@ variable "spot_bid_percentage" {
 }
 
 variable "run_worker_vcpu" {
-  description = "Default vCPUs of a run worker (the launcher overrides per run from tags)."
+  description = "Default vCPUs of a run worker (the launcher overrides per run from tags). Whole vCPUs: EC2 jobs cannot ask for fractions."
   type        = number
   default     = 1
+
+  validation {
+    condition     = var.run_worker_vcpu >= 1 && floor(var.run_worker_vcpu) == var.run_worker_vcpu
+    error_message = "run_worker_vcpu must be a whole number of vCPUs (AWS Batch on EC2 accepts no fractions)."
+  }
 }
 
 variable "run_worker_memory_mib" {
@@ -255,6 +321,20 @@ variable "db_password_version" {
   description = "Bump to generate and store a new database password (then redeploy the services: scripts/deploy_infra.sh)."
   type        = number
   default     = 1
+}
+
+variable "db_password" {
+  description = "The database password, set on creation and whenever db_password_version changes (write-only, ephemeral: never stored). scripts/deploy_infra.sh passes a fresh one from Secrets Manager's GetRandomPassword through TF_VAR_db_password; it is ignored while the version is unchanged."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+
+  validation {
+    # Letters and digits only: the password travels in a libpq connection string.
+    condition     = var.db_password == null || can(regex("^[A-Za-z0-9]{16,128}$", var.db_password))
+    error_message = "db_password must be 16-128 letters and digits."
+  }
 }
 
 variable "log_retention_days" {

@@ -15,7 +15,8 @@ Usage: scripts/build_and_push.sh [options]
   --repository NAME      ECR repository, created if missing (default: spotlake-assets)
   --tag TAG              image tag (default: the current git commit, short)
   --image-uri URI        full image URI instead of --repository/--tag (its registry must be ECR)
-  --platform PLATFORM    build platform (default: linux/amd64, what the Batch and Fargate hosts run)
+  --platform PLATFORMS   build platforms (default: linux/amd64,linux/arm64: one multi-arch image for x86
+                         and Graviton Batch hosts and Fargate tasks)
   --dry-run              print the commands instead of running them
   -h, --help             this help
 EOF
@@ -26,7 +27,7 @@ profile="${AWS_PROFILE:-}"
 repository="spotlake-assets"
 tag=""
 image_uri=""
-platform="linux/amd64"
+platform="linux/amd64,linux/arm64"
 dry_run=false
 
 while [[ $# -gt 0 ]]; do
@@ -78,17 +79,19 @@ if $dry_run || ! "${aws_cli[@]}" ecr describe-repositories --repository-names "$
     --encryption-configuration encryptionType=KMS
 fi
 
-run docker build --platform "$platform" --tag "$image_uri" .
+# A multi-platform image exists only as a manifest list in a registry: log in first, then build every platform
+# with buildx and push in the same step (a local `docker push` cannot carry a manifest list).
 if $dry_run; then
   printf 'aws ecr get-login-password | docker login --username AWS --password-stdin %q\n' "$registry"
 else
   "${aws_cli[@]}" ecr get-login-password | docker login --username AWS --password-stdin "$registry"
 fi
-run docker push "$image_uri"
+run docker buildx build --platform "$platform" --tag "$image_uri" --provenance=false --push .
 
 if $dry_run; then
   echo "image: ${image_uri}"
 else
-  digest="$(docker inspect --format '{{index .RepoDigests 0}}' "$image_uri")"
-  echo "image: ${digest}"
+  # The manifest list's digest: one reference for every platform, pinned in the job definition.
+  digest="$(docker buildx imagetools inspect "$image_uri" --format '{{json .Manifest.Digest}}' | tr -d '"')"
+  echo "image: ${image_uri%%[:@]*}@${digest}"
 fi

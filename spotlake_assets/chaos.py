@@ -180,7 +180,7 @@ def instance_state(home: Path) -> InstanceState:
     """Runs still active (not started, starting, started, canceling) and pool slots or pending steps held."""
     import dagster as dg
 
-    from spotlake_assets.core.run_health import ACTIVE_STATUSES
+    from spotlake_assets.orchestration.run_health import ACTIVE_STATUSES
 
     with dg.DagsterInstance.from_config(str(dagster_home_of(home))) as instance:
         active = instance.get_run_records(

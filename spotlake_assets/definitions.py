@@ -7,11 +7,12 @@ from spotlake_assets.aws.schedules import aws_automation, aws_jobs
 from spotlake_assets.azure.assets import azure_assets
 from spotlake_assets.azure.schedules import azure_automation, azure_jobs
 from spotlake_assets.batch_launcher.sensors import batch_sensors
-from spotlake_assets.core.alerts import run_failure_alert
-from spotlake_assets.core.freshness import build_delta_freshness
-from spotlake_assets.core.run_health import build_dead_run_sensor
-from spotlake_assets.environment import environment_name, resources_for
-from spotlake_assets.monitoring.assets import collector_stats
+from spotlake_assets.environment import resources_for
+from spotlake_assets.orchestration.alerts import run_failure_alert
+from spotlake_assets.orchestration.freshness import build_delta_freshness
+from spotlake_assets.orchestration.monitoring import collector_stats
+from spotlake_assets.orchestration.run_health import build_dead_run_sensor
+from spotlake_assets.settings import environment_name
 
 
 def build_definitions() -> dg.Definitions:

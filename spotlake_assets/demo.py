@@ -9,13 +9,11 @@ temporary files a killed writer left in the lake are swept. One demo at a time h
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fcntl
 import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -25,11 +23,13 @@ from dagster._core.storage.tags import MAX_RETRIES_TAG
 
 from spotlake_assets.aws.demo import aws_summary_lines
 from spotlake_assets.azure.demo import azure_summary_lines
-from spotlake_assets.core.metrics import peak_rss_mib
-from spotlake_assets.core.run_health import live_runs, reap_dead_runs, this_process
-from spotlake_assets.core.summary import metadata_value
-from spotlake_assets.core.windows import WINDOW, window_key
-from spotlake_assets.environment import InvalidSetting, load_settings, resources_for
+from spotlake_assets.domain.summary import metadata_value
+from spotlake_assets.domain.windows import WINDOW, window_key
+from spotlake_assets.environment import resources_for
+from spotlake_assets.orchestration.metrics import peak_rss_mib
+from spotlake_assets.orchestration.run_health import live_runs, reap_dead_runs, this_process
+from spotlake_assets.settings import InvalidSetting, load_settings
+from spotlake_assets.storage.locks import file_lock
 
 # Temp files older than this are swept even while another run may be writing: a lake write goes from its
 # temp file to the rename within seconds, so ten minutes never catches one in flight.
@@ -63,21 +63,11 @@ def _hold_home(home: Path) -> IO[str]:
     return handle
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def open_instance(dagster_home: Path) -> dg.DagsterInstance:
     """The instance of ``dagster_home``, its storage created under a lock: two processes creating the SQLite
     schemas of a fresh home at once collide on ``alembic_version`` (sqlite3.IntegrityError)."""
     dagster_home.mkdir(parents=True, exist_ok=True)
-    with _locked(dagster_home / ".instance-init.lock"):
+    with file_lock(dagster_home / ".instance-init.lock"):
         instance = dg.DagsterInstance.get()
         # Touch every storage so each creates its tables now, inside the lock, not at the first run.
         instance.get_run_records(limit=1)
@@ -154,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     dagster_home.mkdir(parents=True, exist_ok=True)
     template = Path(__file__).resolve().parents[1] / "infra" / "local" / "dagster.yaml"
     if template.is_file() and not (dagster_home / "dagster.yaml").exists():
-        with _locked(dagster_home / ".instance-init.lock"):
+        with file_lock(dagster_home / ".instance-init.lock"):
             if not (dagster_home / "dagster.yaml").exists():
                 shutil.copy(template, dagster_home / "dagster.yaml")
 

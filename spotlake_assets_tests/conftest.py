@@ -18,7 +18,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from spotlake_assets.lake.resources import LocalLake, S3Lake
+from spotlake_assets.storage.lake import LocalLake, S3Lake
 
 REGION = "us-west-2"
 BUCKETS = ("spotlake-read", "spotlake-write", "spotlake-prod")

@@ -12,18 +12,13 @@ import dagster as dg
 import pytest
 
 from spotlake_assets.aws.resources import Boto3AwsApi
-from spotlake_assets.azure.resources import azure_resources
-from spotlake_assets.core.alerts import slack_resource
-from spotlake_assets.environment import (
-    InvalidSetting,
-    UnknownEnvironment,
-    environment_name,
-    load_settings,
-    resources_for,
-)
-from spotlake_assets.lake.errors import LakeBucketNotFound
-from spotlake_assets.lake.resources import LocalLake, S3Lake
+from spotlake_assets.azure.environment import azure_resources
+from spotlake_assets.environment import resources_for
+from spotlake_assets.orchestration.alerts import slack_resource
 from spotlake_assets.query.lake import LakeLocationError, default_location
+from spotlake_assets.settings import InvalidSetting, UnknownEnvironment, environment_name, load_settings
+from spotlake_assets.storage.errors import LakeBucketNotFound
+from spotlake_assets.storage.lake import LocalLake, S3Lake
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_AWS_KEYS = {
@@ -209,7 +204,7 @@ def test_a_bad_local_setting_names_the_variable_and_its_value(
     assert str(caught.value).startswith(message) and caught.value.variable == variable
     # The demo reads SPOTLAKE_HOME alone; it goes through the same parser.
     if variable == "SPOTLAKE_HOME":
-        from spotlake_assets.environment import spotlake_home
+        from spotlake_assets.settings import spotlake_home
 
         with pytest.raises(InvalidSetting, match=r"^SPOTLAKE_HOME='' is empty"):
             spotlake_home(environ)

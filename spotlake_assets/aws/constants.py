@@ -1,4 +1,4 @@
-"""AWS constants: names, limits and column contracts (DESIGN §2)."""
+"""AWS constants: names, limits and column contracts (docs/data-contracts.md#aws-columns)."""
 
 from __future__ import annotations
 
@@ -36,4 +36,6 @@ MERGED_COLUMNS = (
     "Time",
 )
 KEY_COLUMNS = ("InstanceType", "Region", "AZ")
+# Access key ids of the simulated credential pool start with this; the boto3 resource refuses them.
+SIMULATED_KEY_PREFIX = "SIMULATED"
 FEATURE_COLUMNS = ("SPS", "T3", "T2", "IF", "SpotPrice", "OndemandPrice")

@@ -14,25 +14,28 @@ import io
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import boto3
 import dagster as dg
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
 from spotlake_assets.aws.constants import PROVIDER
 from spotlake_assets.aws.models import Credential
-from spotlake_assets.lake.errors import CorruptLakeFile, PreconditionFailed
-from spotlake_assets.lake.keys import credential_map_key
-from spotlake_assets.lake.resources import LakeResource
+from spotlake_assets.storage.botocore_config import client_config
+from spotlake_assets.storage.errors import CorruptLakeFile
+from spotlake_assets.storage.keys import credential_map_key
+from spotlake_assets.storage.lake import LakeResource
+from spotlake_assets.storage.state import Current, Swap, update
 
 CSV_COLUMNS = ("AccessKeyId", "SecretAccessKey")
 # A byte-order mark that Excel and Windows editors put before the header (decoded, it is U+FEFF).
 _BOM = "\ufeff"
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 
 class CredentialPoolError(ValueError):
@@ -86,7 +89,8 @@ class AwsCredentialPool(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     ``lake_csv``: a CSV read from the lake's configuration location (in `test`, the read bucket).
     ``secrets_manager``: a Secrets Manager secret whose string is the same CSV.
-    ``simulated``: obviously fake credentials for the simulated AWS (refused by the real API resource).
+    ``simulated``: obviously fake credentials for the simulated AWS (key ids start with
+    `SIMULATED_KEY_PREFIX`; `Boto3AwsApi` refuses to sign with them).
     """
 
     source: Literal["lake_csv", "secrets_manager", "simulated"] = "lake_csv"
@@ -122,7 +126,10 @@ class AwsCredentialPool(dg.ConfigurableResource):  # type: ignore[type-arg]
         if not self.secret_id:
             raise CredentialPoolError("credential source secrets_manager needs secret_id")
         client = boto3.session.Session().client(
-            "secretsmanager", region_name=self.region_name, endpoint_url=self.endpoint_url
+            "secretsmanager",
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+            config=client_config(),
         )
         secret = client.get_secret_value(SecretId=self.secret_id)
         text = secret.get("SecretString")
@@ -161,12 +168,10 @@ def _slot(capacity: int, group: int) -> str:
     return f"{capacity}:{group}"
 
 
-class _LostRace(Exception):
-    pass
-
-
 class CredentialLedger:
-    """The day's (capacity, group) → credential mapping, persisted in the lake with conditional writes."""
+    """The day's (capacity, group) → credential mapping, persisted in the lake with conditional writes
+    (`spotlake_assets.storage.state`: another process that updated the ledger between our read and write
+    makes us re-read and decide again)."""
 
     def __init__(self, lake: LakeResource, day_key: str, pool: list[Credential]) -> None:
         self._lake = lake
@@ -177,19 +182,9 @@ class CredentialLedger:
         # "<ledger> → <where it went>: <why>" for every damaged ledger this object moved aside.
         self.moved_aside: list[str] = []
 
-    def _load(self) -> tuple[LedgerState, str | None]:
-        head = self._lake.head(self._key)
-        if head is None:
-            return LedgerState(), None
-        data = self._lake.read_bytes(self._key)
-        try:
-            return LedgerState.from_json(data, self._lake.location(self._key)), head.etag
-        except CorruptLakeFile as exc:
-            return self._set_aside(exc), None
-
-    def _set_aside(self, exc: CorruptLakeFile) -> LedgerState:
-        """Move a damaged ledger (empty, truncated, hand-edited) aside and start the day's ledger again,
-        instead of failing every rerun until someone deletes it.
+    def _set_aside(self, exc: CorruptLakeFile, moved: str) -> None:
+        """Report a damaged ledger (empty, truncated, hand-edited) that was moved aside: the day's ledger
+        starts again instead of failing every rerun until someone deletes it.
 
         Quota risk, accepted over a pipeline stuck for the rest of the day: the old assignments are lost,
         so a (capacity, group) may now get another credential than the one that already paid for its
@@ -199,7 +194,6 @@ class CredentialLedger:
         ledger rotates. Nothing is published twice or wrongly: only quota is at stake, and only that day.
         """
         location = self._lake.location(self._key)
-        moved = self._lake.move_aside(self._key, str(exc))
         log.warning(
             "credential ledger %s is damaged (%s); moved aside to %s and rebuilt: configurations already "
             "paid today may be paid again on other credentials",
@@ -209,70 +203,63 @@ class CredentialLedger:
         )
         if moved:
             self.moved_aside.append(f"{location} → {moved}: {exc}")
-        return LedgerState()
 
-    def _store(self, state: LedgerState, etag: str | None) -> None:
-        try:
-            if etag is None:
-                self._lake.write_bytes(self._key, state.to_json(), create_only=True)
-            else:
-                self._lake.write_bytes(self._key, state.to_json(), if_match=etag)
-        except PreconditionFailed as exc:
-            raise _LostRace() from exc
+    def _change(self, decide: Callable[[LedgerState], R]) -> R:
+        """Apply ``decide`` to the stored ledger (an empty one when there is none) by compare-and-swap; the
+        ledger is written only when ``decide`` changed it."""
 
-    # Another process updated the ledger between our read and write: re-read and decide again.
-    @retry(retry=retry_if_exception_type(_LostRace), stop=stop_after_attempt(20), wait=wait_random(0, 0.2))
-    def _update(self, capacity: int, group: int, retire: int | None) -> Credential:
-        state, etag = self._load()
-        slot = _slot(capacity, group)
-        current = state.assignments.get(slot)
-        if current is not None and current != retire and current not in state.retired:
-            return self._pool[current]
-        if retire is not None and retire not in state.retired:
-            state.retired.append(retire)
-            self.rotations += 1
-        chosen = state.next_free(len(self._pool))
-        if chosen is None:
-            raise CredentialPoolExhausted(
-                f"all {len(self._pool)} credentials are assigned or exhausted for this day"
-            )
-        state.assignments[slot] = chosen
-        self._store(state, etag)
-        return self._pool[chosen]
+        def change(current: Current[LedgerState]) -> Swap[R]:
+            state = current.value or LedgerState()
+            before = state.to_json()
+            result = decide(state)
+            after = state.to_json()
+            return Swap(after if after != before else None, result)
 
-    @retry(retry=retry_if_exception_type(_LostRace), stop=stop_after_attempt(20), wait=wait_random(0, 0.2))
-    def _reserve(self, capacity: int, groups: Sequence[int]) -> None:
-        state, etag = self._load()
-        changed = False
-        for group in sorted(groups):
+        return update(self._lake, self._key, LedgerState.from_json, change, on_damaged=self._set_aside).result
+
+    def _assign(self, capacity: int, group: int, retire: int | None) -> Credential:
+        def decide(state: LedgerState) -> Credential:
             slot = _slot(capacity, group)
-            if slot in state.assignments:
-                continue
+            current = state.assignments.get(slot)
+            if current is not None and current != retire and current not in state.retired:
+                return self._pool[current]
+            if retire is not None and retire not in state.retired:
+                state.retired.append(retire)
+                self.rotations += 1
             chosen = state.next_free(len(self._pool))
             if chosen is None:
-                break  # the groups left fail in credential_for, naming the exhausted pool
+                raise CredentialPoolExhausted(
+                    f"all {len(self._pool)} credentials are assigned or exhausted for this day"
+                )
             state.assignments[slot] = chosen
-            changed = True
-        if changed:
-            self._store(state, etag)
+            return self._pool[chosen]
+
+        return self._change(decide)
 
     def reserve(self, capacity: int, groups: Sequence[int]) -> None:
         """Assign credentials to every group without one, in group order and in one conditional write.
         Assigning them as threads happen to ask would make the day's ledger depend on thread timing, so the
         same window collected twice from scratch would map its groups to different accounts."""
+
+        def decide(state: LedgerState) -> None:
+            for group in sorted(groups):
+                slot = _slot(capacity, group)
+                if slot in state.assignments:
+                    continue
+                chosen = state.next_free(len(self._pool))
+                if chosen is None:
+                    break  # the groups left fail in credential_for, naming the exhausted pool
+                state.assignments[slot] = chosen
+
         with self._lock:
-            self._reserve(capacity, groups)
+            self._change(decide)
 
     def credential_for(self, capacity: int, group: int) -> Credential:
         """The credential of (capacity, group) today, assigning a free one the first time."""
         with self._lock:
-            return self._update(capacity, group, None)
+            return self._assign(capacity, group, None)
 
     def rotate(self, capacity: int, group: int, exhausted: Credential) -> Credential:
         """Retire ``exhausted`` for the day and give (capacity, group) the next free credential."""
         with self._lock:
-            return self._update(capacity, group, exhausted.index)
-
-    def used_indices(self) -> set[int]:
-        state, _ = self._load()
-        return set(state.assignments.values())
+            return self._assign(capacity, group, exhausted.index)

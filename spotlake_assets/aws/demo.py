@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from spotlake_assets.core.summary import Metadata, metadata_value
+from spotlake_assets.domain.summary import Metadata, metadata_value
 
 LADDER_NOTE = (
     "  (changed counts are high until the T2/T3 ladder has seen one whole capacity cycle of 11 windows;"

@@ -1,7 +1,6 @@
-"""The AWS merged snapshot of one window (DESIGN §2 "Merged"): SPS ⋈ spot price ⋈ IF ⋈ on-demand, then the
-T2/T3 ladder. Pure and vectorised: every key column is factorised once over all inputs and the joins are
-integer lookups (see :mod:`spotlake_assets.core.delta`).
-"""
+"""The AWS merged snapshot of one window (docs/data-contracts.md#aws-columns): SPS ⋈ spot price ⋈ IF ⋈
+on-demand, then the T2/T3 ladder. Pure and vectorised: every key column is factorised once over all inputs and
+the joins are integer lookups (see :mod:`spotlake_assets.domain.delta`)."""
 
 from __future__ import annotations
 
@@ -20,8 +19,8 @@ from spotlake_assets.aws.constants import (
     SPOT_PRICE_COLUMNS,
     SPS_COLUMNS,
 )
-from spotlake_assets.core.delta import CodeArray, column_codes, require_columns, unique_key_index
-from spotlake_assets.core.ladder import ladder_step, previous_scores
+from spotlake_assets.domain.delta import CodeArray, column_codes, require_columns, unique_key_index
+from spotlake_assets.domain.ladder import ladder_step, previous_scores
 
 MISSING = -1
 PRICE_DECIMALS = 5
@@ -284,12 +283,13 @@ def merge_snapshot(
     Region; a price-only row takes its Region from ``zone_regions`` (AZ id → region) and is dropped and
     counted in the result when its AZ is unknown. IF and on-demand are region-level attributes joined on
     (InstanceType, Region): they fill the pools but cannot create rows — a row needs an AZ, which they do not
-    have. That is the one deliberate reading of DESIGN's "outer join" for them.
+    have. That is the one deliberate reading of the contract's "outer join" for them
+    (docs/data-contracts.md#aws-columns).
 
     Values: missing SPS/IF/prices are -1; prices are rounded to 5 decimals; ``Savings`` is
     ``int(100 - 100*SpotPrice/OndemandPrice)`` from the rounded prices when both are known and on-demand
     is > 0, else -1; ``Time`` is ``time`` for every row. ``T3``/``T2`` follow
-    :mod:`spotlake_assets.core.ladder` against ``previous`` (the previous window's snapshot, matched on
+    :mod:`spotlake_assets.domain.ladder` against ``previous`` (the previous window's snapshot, matched on
     (InstanceType, AZ)) with success ``SPS >= 3`` / ``SPS >= 2``; rows without SPS (price-only) keep their
     previous scores (0 when new). The raw ``T3``/``T2`` of ``sps`` are implied by SPS and not read.
 

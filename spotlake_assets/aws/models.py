@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spotlake_assets.core import validation
+from spotlake_assets.domain import validation
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,11 @@ class Credential:
 
 class AwsApiError(Exception):
     """Base class for failures of the AWS API resource."""
+
+
+class CredentialRefused(ValueError):
+    """A credential this API will not sign with (a simulated one sent to the real AWS): a configuration
+    mistake, so it is never retried."""
 
 
 class ConfigLimitExceeded(AwsApiError):

@@ -13,12 +13,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import dagster as dg
 import tenacity
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from pydantic import PrivateAttr
 
@@ -28,11 +27,17 @@ if TYPE_CHECKING:
     from mypy_boto3_pricing import PricingClient
     from mypy_boto3_pricing.type_defs import FilterTypeDef
 
-from spotlake_assets.aws.constants import PRICING_REGION, SPOT_ADVISOR_URL, SPOT_PRODUCT_DESCRIPTION
+from spotlake_assets.aws.constants import (
+    PRICING_REGION,
+    SIMULATED_KEY_PREFIX,
+    SPOT_ADVISOR_URL,
+    SPOT_PRODUCT_DESCRIPTION,
+)
 from spotlake_assets.aws.models import (
     AvailabilityZone,
     ConfigLimitExceeded,
     Credential,
+    CredentialRefused,
     DownloadFailed,
     MalformedResponse,
     Offering,
@@ -42,7 +47,8 @@ from spotlake_assets.aws.models import (
     SpsScore,
     Throttled,
 )
-from spotlake_assets.core import validation
+from spotlake_assets.domain import validation
+from spotlake_assets.storage.botocore_config import client_config
 
 
 class AwsApi(dg.ConfigurableResource, ABC):  # type: ignore[type-arg]
@@ -121,7 +127,6 @@ _THROTTLING_CODES = frozenset(
     }
 )
 _CONFIG_LIMIT_CODE = "MaxConfigLimitExceeded"
-_RETRY_MODES = frozenset({"legacy", "standard", "adaptive"})
 # Regions that are usable without asking: the account never has to opt in, or already did.
 _ENABLED_OPT_IN_STATUSES = frozenset({"opt-in-not-required", "opted-in"})
 # HTTP statuses of the advisor document worth another attempt besides every 5xx: request timeout and
@@ -130,7 +135,8 @@ _RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 SPS_CALL = "GetSpotPlacementScores"
 SPS_SCORE_RANGE = (1, 10)
 
-# Pricing API filters for the on-demand price SpotLake compares spot prices with (DESIGN §2).
+# Pricing API filters for the on-demand price SpotLake compares spot prices with
+# (docs/data-contracts.md#aws-columns).
 _ONDEMAND_FILTERS: tuple[tuple[str, str], ...] = (
     ("operatingSystem", "Linux"),
     ("tenancy", "Shared"),
@@ -318,13 +324,9 @@ class Boto3AwsApi(AwsApi):
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                if self.retry_mode not in _RETRY_MODES:
-                    raise ValueError(f"retry_mode {self.retry_mode!r} is not one of {sorted(_RETRY_MODES)}")
-                mode = cast(Literal["legacy", "standard", "adaptive"], self.retry_mode)
-                config = Config(
-                    # total_max_attempts counts the first attempt, as AWS_MAX_ATTEMPTS does; botocore's
-                    # "max_attempts" key would count retries only (one more call than configured).
-                    retries={"total_max_attempts": self.max_attempts, "mode": mode},
+                config = client_config(
+                    retry_mode=self.retry_mode,
+                    max_attempts=self.max_attempts,
                     connect_timeout=self.connect_timeout,
                     read_timeout=self.read_timeout,
                 )
@@ -411,6 +413,11 @@ class Boto3AwsApi(AwsApi):
         window_start: datetime,
     ) -> list[SpsScore]:
         """See `AwsApi.spot_placement_scores`. ``window_start`` is ignored: AWS only scores "now"."""
+        if credential.access_key_id.startswith(SIMULATED_KEY_PREFIX):
+            # A simulated pool wired to the real API (a misconfigured resource set): say so before AWS does.
+            raise CredentialRefused(
+                f"{credential.label} is a simulated credential: the real AWS API does not sign with it"
+            )
         scores: list[SpsScore] = []
         try:
             pages = self._ec2(self.sps_region, credential).get_paginator("get_spot_placement_scores")

@@ -10,10 +10,10 @@ import dagster as dg
 
 from spotlake_assets.aws.assets import IF, MERGED, ONDEMAND, SPOT_PRICE, SPS, WORKLOAD
 from spotlake_assets.aws.constants import PROVIDER
-from spotlake_assets.core.automation import build_provider_automation
-from spotlake_assets.core.partitions import collection_partitions, workload_partitions
-from spotlake_assets.core.windows import capacity_for_window, day_key_of_window
-from spotlake_assets.lake import keys
+from spotlake_assets.domain.windows import capacity_for_window, day_key_of_window
+from spotlake_assets.orchestration.automation import build_provider_automation
+from spotlake_assets.orchestration.partitions import collection_partitions, workload_partitions
+from spotlake_assets.storage import keys
 
 MERGE_CHAIN = dg.AssetSelection.assets(MERGED) | dg.AssetSelection.assets(MERGED).downstream()
 

@@ -37,7 +37,7 @@ from functools import lru_cache
 from pydantic import Field, PrivateAttr
 
 from spotlake_assets.aws.catalogue import Catalogue, InstanceTypeSpec, load_catalogue
-from spotlake_assets.aws.constants import CONFIGS_PER_CREDENTIAL_PER_DAY, IF_BUCKETS
+from spotlake_assets.aws.constants import CONFIGS_PER_CREDENTIAL_PER_DAY, IF_BUCKETS, SIMULATED_KEY_PREFIX
 from spotlake_assets.aws.models import (
     AvailabilityZone,
     ConfigLimitExceeded,
@@ -50,7 +50,7 @@ from spotlake_assets.aws.models import (
     Throttled,
 )
 from spotlake_assets.aws.resources import AwsApi, sps_score
-from spotlake_assets.core.windows import WINDOW
+from spotlake_assets.domain.windows import WINDOW
 
 WINDOW_SECONDS = int(WINDOW.total_seconds())
 WINDOWS_PER_DAY = int(timedelta(days=1) / WINDOW)
@@ -814,7 +814,7 @@ def simulated_credentials(count: int, seed: int) -> list[Credential]:
     return [
         Credential(
             index=index,
-            access_key_id=f"SIMULATED{prefix:03d}{index:08d}",
+            access_key_id=f"{SIMULATED_KEY_PREFIX}{prefix:03d}{index:08d}",
             secret_access_key=f"simulated-secret-not-a-real-key-{_stable_u64('secret', seed, index):016x}",
         )
         for index in range(count)

@@ -28,11 +28,7 @@ from spotlake_assets.aws.models import Offering, SpsQuery
 
 logger = logging.getLogger(__name__)
 
-STATUS_OPTIMAL = "OPTIMAL"
-STATUS_FEASIBLE = "FEASIBLE"
 STATUS_BOUND = "BOUND"
-# Statuses whose bins are proven minimal.
-OPTIMAL_STATUSES = frozenset({STATUS_OPTIMAL, STATUS_BOUND})
 
 # One worker and a fixed seed make CP-SAT's answer a function of its input: the workload, and so the
 # day's credential groups, must not change when the asset is re-materialised.

@@ -1,1 +1,2 @@
-"""Azure provider: Spot Placement Scores, retail prices, eviction rates, merge and delta (DESIGN §1-§2)."""
+"""Azure provider: Spot Placement Scores, retail prices, eviction rates, merge and delta
+(docs/data-contracts.md#azure-columns)."""

@@ -44,27 +44,27 @@ from spotlake_assets.azure.workload import (
     uncovered_pairs,
     workload_frame,
 )
-from spotlake_assets.core.metrics import Stopwatch
-from spotlake_assets.core.partitions import collection_partitions, workload_partitions
-from spotlake_assets.core.pipeline import ProviderSpec, build_change_assets, read_previous_merged
-from spotlake_assets.core.reporting import (
-    range_check,
-    run_metadata,
-    skip_unobserved,
-    unique_keys_check,
-    write_if_guarded,
-)
-from spotlake_assets.core.windows import (
+from spotlake_assets.domain.windows import (
     capacity_for_window,
     day_key_of_window,
     day_start,
     observable_now,
     window_start,
 )
-from spotlake_assets.lake import keys
-from spotlake_assets.lake.errors import LakeKeyNotFound
-from spotlake_assets.lake.frames import read_frame, write_frame
-from spotlake_assets.lake.resources import LakeResource
+from spotlake_assets.orchestration.metrics import Stopwatch
+from spotlake_assets.orchestration.partitions import collection_partitions, workload_partitions
+from spotlake_assets.orchestration.pipeline import ProviderSpec, build_change_assets, read_previous_merged
+from spotlake_assets.orchestration.reporting import (
+    range_check,
+    run_metadata,
+    skip_unobserved,
+    unique_keys_check,
+    write_if_guarded,
+)
+from spotlake_assets.storage import keys
+from spotlake_assets.storage.errors import LakeKeyNotFound
+from spotlake_assets.storage.frames import read_frame, write_frame
+from spotlake_assets.storage.lake import LakeResource
 
 GROUP = PROVIDER
 WORKLOAD = dg.AssetKey([PROVIDER, "workload"])

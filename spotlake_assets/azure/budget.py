@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any, TypeVar
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
-
 from spotlake_assets.azure.constants import BUDGET_HORIZON, CALLS_PER_ENDPOINT, PROVIDER, QUARANTINE
 from spotlake_assets.azure.models import Endpoint
-from spotlake_assets.core.windows import day_start
-from spotlake_assets.lake import keys
-from spotlake_assets.lake.errors import CorruptLakeFile, LakeKeyNotFound, PreconditionFailed
-from spotlake_assets.lake.resources import LakeResource
+from spotlake_assets.domain.windows import day_start
+from spotlake_assets.storage import keys
+from spotlake_assets.storage.errors import CorruptLakeFile, LakeKeyNotFound, PreconditionFailed
+from spotlake_assets.storage.lake import LakeResource
+from spotlake_assets.storage.state import Current, Swap, read_current, update
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +39,6 @@ BUDGET_KEY = f"state/{PROVIDER}/sps_budget.json"
 INVALID_KEY = f"state/{PROVIDER}/sps_invalid.json"
 
 T = TypeVar("T")
-
-
-class _LostRace(Exception):
-    pass
 
 
 def _endpoint_key(endpoint: Endpoint) -> str:
@@ -72,7 +67,8 @@ Validator = Callable[[dict[str, Any], str], None]
 
 
 class _JsonState:
-    """One JSON object in the lake, changed only by compare-and-swap; damaged content is moved aside."""
+    """One JSON object in the lake, changed only by compare-and-swap (`spotlake_assets.storage.state`);
+    damaged content is moved aside."""
 
     def __init__(self, lake: LakeResource, key: str, validate: Validator) -> None:
         self._lake = lake
@@ -86,62 +82,35 @@ class _JsonState:
     def location(self) -> str:
         return self._lake.location(self._key)
 
-    def _decode(self, data: bytes) -> dict[str, Any]:
+    def _decode(self, data: bytes, location: str) -> dict[str, Any]:
         try:
             document = json.loads(data)
         except ValueError as exc:
-            raise CorruptLakeFile(self.location, f"not JSON ({exc})") from exc
+            raise CorruptLakeFile(location, f"not JSON ({exc})") from exc
         if not isinstance(document, dict):
-            raise CorruptLakeFile(self.location, "not a JSON object")
-        self._validate(document, self.location)
+            raise CorruptLakeFile(location, "not a JSON object")
+        self._validate(document, location)
         return document
 
-    def read(self) -> tuple[dict[str, Any], str | None]:
-        head = self._lake.head(self._key)
-        if head is None:
-            return {}, None
-        try:
-            return self._decode(self._lake.read_bytes(self._key)), head.etag
-        except LakeKeyNotFound:
-            return {}, None  # another attempt moved a damaged version aside meanwhile
-        except CorruptLakeFile as exc:
-            again = self._lake.head(self._key)
-            if again is None or again.etag != head.etag:
-                # Someone replaced it since we read it: never move their (valid) version aside.
-                return self.read()
-            moved = self._lake.move_aside(self._key, str(exc))
-            log.warning(
-                "state file %s is damaged (%s); moved aside to %s, rebuilt empty", self.location, exc, moved
-            )
-            self.moved_aside.append(f"{exc} → moved to {moved}")
-            return {}, None
+    def _damaged(self, exc: CorruptLakeFile, moved: str) -> None:
+        log.warning(
+            "state file %s is damaged (%s); moved aside to %s, rebuilt empty", self.location, exc, moved
+        )
+        self.moved_aside.append(f"{exc} → moved to {moved}")
 
-    def _attempt(self, mutate: Callable[[dict[str, Any]], T]) -> T:
-        document, etag = self.read()
-        result = mutate(document)
-        # Never store what could not be read back: a bug here would otherwise poison every later run.
-        self._validate(document, self.location)
-        data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-        try:
-            if etag is None:
-                self._lake.write_bytes(self._key, data, create_only=True)
-            else:
-                self._lake.write_bytes(self._key, data, if_match=etag)
-        except PreconditionFailed as exc:
-            # Another writer got in between our read and write: re-read and decide again.
-            raise _LostRace() from exc
-        return result
+    def read(self) -> dict[str, Any]:
+        return read_current(self._lake, self._key, self._decode, self._damaged).value or {}
 
     def update(self, mutate: Callable[[dict[str, Any]], T]) -> T:
-        retrying = Retrying(
-            retry=retry_if_exception_type(_LostRace),
-            stop=stop_after_attempt(30),
-            wait=wait_random(0, 0.1),
-            reraise=True,
-        )
+        def change(current: Current[dict[str, Any]]) -> Swap[T]:
+            document = dict(current.value or {})
+            result = mutate(document)
+            # Never store what could not be read back: a bug here would otherwise poison every later run.
+            self._validate(document, self.location)
+            return Swap(json.dumps(document, sort_keys=True, separators=(",", ":")).encode(), result)
+
         with self._lock:
-            result: T = retrying(self._attempt, mutate)
-        return result
+            return update(self._lake, self._key, self._decode, change, on_damaged=self._damaged).result
 
 
 def _validate_budget(document: dict[str, Any], location: str) -> None:
@@ -165,7 +134,6 @@ class BudgetView:
     calls_made: int  # within the horizon
     calls_left: int
     quarantined: tuple[str, ...]
-    exhausted: int  # endpoints with no call left
 
 
 class EndpointBudget:
@@ -257,7 +225,7 @@ class EndpointBudget:
         self._state.update(mutate)
 
     def view(self, endpoints: Iterable[Endpoint], now: datetime) -> BudgetView:
-        document, _ = self._state.read()
+        document = self._state.read()
         calls, quarantine = self._clean(document, now)
         wanted = sorted(set(endpoints))
         left = [
@@ -269,7 +237,6 @@ class EndpointBudget:
             calls_made=sum(len(calls.get(_endpoint_key(e), [])) for e in wanted),
             calls_left=sum(left),
             quarantined=tuple(e.label for e in wanted if _endpoint_key(e) in quarantine),
-            exhausted=sum(1 for n in left if n == 0),
         )
 
 
@@ -300,7 +267,7 @@ class InvalidRegistry:
         )
 
     def load(self) -> InvalidValues:
-        document, _ = self._state.read()
+        document = self._state.read()
         return self._parse(document)
 
     def learn(self, regions: Iterable[str], sizes: Iterable[str], now: datetime) -> None:

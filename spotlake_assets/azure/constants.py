@@ -1,4 +1,4 @@
-"""Azure constants: names, API limits and column contracts (DESIGN §2)."""
+"""Azure constants: names, API limits and column contracts (docs/data-contracts.md#azure-columns)."""
 
 from __future__ import annotations
 

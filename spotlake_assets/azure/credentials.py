@@ -12,6 +12,7 @@ import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spotlake_assets.azure.models import AzureLogin
+from spotlake_assets.storage.botocore_config import client_config
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,12 @@ class AzureCredentials(dg.ConfigurableResource):  # type: ignore[type-arg]
         source = self.describe()
         table = (
             boto3.session.Session()
-            .resource("dynamodb", region_name=self.region_name, endpoint_url=self.endpoint_url)
+            .resource(
+                "dynamodb",
+                region_name=self.region_name,
+                endpoint_url=self.endpoint_url,
+                config=client_config(),
+            )
             .Table(self.table)
         )
         try:

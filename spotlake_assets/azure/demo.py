@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from spotlake_assets.core.summary import Metadata
-from spotlake_assets.core.summary import metadata_value as _value
+from spotlake_assets.domain.summary import Metadata
+from spotlake_assets.domain.summary import metadata_value as _value
 
 
 def azure_summary_lines(

@@ -1,6 +1,6 @@
 """The Azure merged snapshot of one window: SPS ⋈ price ⋈ eviction rate, then the T2/T3 ladder. Pure and
 vectorised: key columns are factorised once over all inputs and joins are integer lookups (see
-:mod:`spotlake_assets.core.delta`).
+:mod:`spotlake_assets.domain.delta`).
 
 Rows, keyed by (InstanceTier, InstanceType, Region, AvailabilityZone):
 
@@ -21,7 +21,7 @@ Values: price and IF are joined on (tier, size, region); missing numbers are -1 
 is kept (SpotLake dropped it). Prices keep the precision the API returned (no rounding). ``Score`` is the
 single-node score: refreshed in desired-count-1 windows and carried in the others (a row without one yet
 shows the window's score); -1 where this window has no score.
-T3/T2 follow the ladder of :mod:`spotlake_assets.core.ladder` (``ladder_step``) on the full key — never on
+T3/T2 follow the ladder of :mod:`spotlake_assets.domain.ladder` (``ladder_step``) on the full key — never on
 ``DesiredCount`` — with success High (T3) and Medium or better (T2). ``DesiredCount`` is the window's count
 on scored rows and -1 elsewhere; ``Savings`` is ``int(100 - 100*Spot/OnDemand)`` or -1.
 """
@@ -45,8 +45,8 @@ from spotlake_assets.azure.constants import (
     PRICE_COLUMNS,
     SPS_COLUMNS,
 )
-from spotlake_assets.core.delta import CodeArray, KeyIndex, column_codes, require_columns, unique_key_index
-from spotlake_assets.core.ladder import ladder_step, previous_scores
+from spotlake_assets.domain.delta import CodeArray, KeyIndex, column_codes, require_columns, unique_key_index
+from spotlake_assets.domain.ladder import ladder_step, previous_scores
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spotlake_assets.azure.constants import SCORES, UNSCORED_STATUSES, ZONES
-from spotlake_assets.core.validation import MalformedResponse as MalformedResponse
-from spotlake_assets.core.validation import normalise_name, parse_label
+from spotlake_assets.domain.validation import MalformedResponse as MalformedResponse
+from spotlake_assets.domain.validation import normalise_name, parse_label
 
 _SCORE_LABELS = {label: label for label in (*SCORES, *UNSCORED_STATUSES)}
 _ZONE_LABELS = {zone: zone for zone in ZONES}

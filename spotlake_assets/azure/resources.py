@@ -1,8 +1,6 @@
 """The Azure API resource: one typed interface, an SDK/HTTP-backed implementation (production) and a simulated
-one (`spotlake_assets.azure.simulation`, the embedded default). Collectors only see `AzureApi`.
-
-Also `azure_resources(environment, environ)`: the Azure resource set of each environment, for the
-one resolver.
+one (`spotlake_assets.azure.simulation`, the embedded default). Collectors only see `AzureApi`. Which one an
+environment uses is chosen in `spotlake_assets.azure.environment`.
 """
 
 from __future__ import annotations
@@ -62,7 +60,7 @@ from spotlake_assets.azure.models import (
     TransientError,
     checked_placement_score,
 )
-from spotlake_assets.core.validation import normalise_name
+from spotlake_assets.domain.validation import normalise_name
 
 log = logging.getLogger(__name__)
 
@@ -595,42 +593,3 @@ def _arm_errors(operation: str) -> Iterator[None]:
         raise AzureApiError(f"{operation}: HTTP {status}: {exc.message}") from exc
     except (ServiceRequestError, ServiceResponseError) as exc:
         raise TransientError(f"{operation}: {type(exc).__name__}: {exc}") from exc
-
-
-def azure_resources(environment: str, environ: Mapping[str, str]) -> dict[str, Any]:
-    """The Azure resources (``azure_api``, ``azure_credentials``) of ``environment``.
-
-    ``local``: the simulated Azure (`SPOTLAKE_SEED`, `SPOTLAKE_SCALE`) and simulated credentials. ``test`` and
-    ``prod``: the SDK-backed API; credentials from SpotLake's `AzureAuth` DynamoDB table, or from environment
-    variables when `SPOTLAKE_AZURE_AUTH=env` (secrets read as `dg.EnvVar`s at run time, never here).
-
-    Every value is parsed by the one resolver (`spotlake_assets.environment.load_settings`), so a bad
-    `SPOTLAKE_SCALE` or an unknown ``environment`` fails here with the same `InvalidSetting` message as
-    everywhere else.
-    """
-    from spotlake_assets.azure.credentials import AzureCredentials
-    from spotlake_assets.environment import load_settings
-
-    settings = load_settings({**environ, "SPOTLAKE_ENV": environment})
-    if settings.environment == "local":
-        from spotlake_assets.azure.simulation import SimulatedAzureApi
-
-        return {
-            "azure_api": SimulatedAzureApi(seed=settings.seed, scale=settings.scale),
-            "azure_credentials": AzureCredentials(source="simulated", seed=settings.seed),
-        }
-    if settings.azure_auth == "env":
-        credentials = AzureCredentials(
-            source="environment",
-            tenant_id=dg.EnvVar("AZURE_TENANT_ID"),
-            client_id=dg.EnvVar("AZURE_CLIENT_ID"),
-            client_secret=dg.EnvVar("AZURE_CLIENT_SECRET"),
-            subscriptions=dg.EnvVar("SPOTLAKE_AZURE_SUBSCRIPTIONS"),
-        )
-    else:
-        credentials = AzureCredentials(
-            source="dynamodb",
-            table=settings.azure_auth_table,
-            item_id=settings.azure_auth_item,
-        )
-    return {"azure_api": AzureSdkApi(), "azure_credentials": credentials}

@@ -6,9 +6,9 @@ import dagster as dg
 
 from spotlake_assets.azure.assets import IF, MERGED, PRICE, SPS, WORKLOAD
 from spotlake_assets.azure.constants import PROVIDER
-from spotlake_assets.core.automation import MERGE_CHAIN_TAG, build_provider_automation
-from spotlake_assets.core.partitions import collection_partitions, workload_partitions
-from spotlake_assets.lake import keys
+from spotlake_assets.orchestration.automation import MERGE_CHAIN_TAG, build_provider_automation
+from spotlake_assets.orchestration.partitions import collection_partitions, workload_partitions
+from spotlake_assets.storage import keys
 
 MERGE_CHAIN = dg.AssetSelection.assets(MERGED) | dg.AssetSelection.assets(MERGED).downstream()
 

@@ -51,7 +51,7 @@ from spotlake_assets.azure.models import (
     TransientError,
 )
 from spotlake_assets.azure.resources import AzureApi, EvictionRates, PriceList
-from spotlake_assets.core.windows import WINDOW
+from spotlake_assets.domain.windows import WINDOW
 
 WINDOW_SECONDS = int(WINDOW.total_seconds())
 WINDOWS_PER_DAY = 144
@@ -227,7 +227,6 @@ class SimulatedAzureApi(AzureApi):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _calls: dict[Endpoint, list[datetime]] = PrivateAttr(default_factory=dict)
     _attempts: dict[tuple[object, ...], int] = PrivateAttr(default_factory=dict)
-    _requests: int = PrivateAttr(default=0)
 
     @property
     def simulated(self) -> bool:
@@ -240,11 +239,6 @@ class SimulatedAzureApi(AzureApi):
     @property
     def world(self) -> SimulatedAzureWorld:
         return simulated_world(self.seed, self.scale)
-
-    @property
-    def requests_made(self) -> int:
-        """SPS requests this resource answered or refused (simulation only: for tests and demos)."""
-        return self._requests
 
     def now(self, window_start: datetime) -> datetime:
         return window_start + _RUN_OFFSET
@@ -332,7 +326,6 @@ class SimulatedAzureApi(AzureApi):
         moment = self.now(window_start)
         hour = int(moment.timestamp()) // 3600
         with self._lock:
-            self._requests += 1
             recent = [t for t in self._calls.get(endpoint, []) if moment - AZURE_LIMIT_WINDOW < t <= moment]
             recent.append(moment)
             self._calls[endpoint] = recent

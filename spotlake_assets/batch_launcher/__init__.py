@@ -6,11 +6,14 @@ the Batch jobs of runs Dagster failed. The instance `dagster.yaml` names this mo
       class: BatchRunLauncher
 """
 
-from spotlake_assets.batch_launcher.client import BatchClient, BatchJob, BatchJobStatus, RetryPolicy
+from spotlake_assets.batch_launcher.client import BatchClient, BatchJob, BatchJobStatus, LogTail, RetryPolicy
 from spotlake_assets.batch_launcher.launcher import (
+    IMAGE_TAG,
+    JOB_DEFINITION_TAG,
     JOB_ID_TAG,
     JOB_NAME_TAG,
     JOB_QUEUE_TAG,
+    LOG_STREAM_TAG,
     MEMORY_TAG,
     VCPU_TAG,
     BatchLaunchError,
@@ -18,9 +21,12 @@ from spotlake_assets.batch_launcher.launcher import (
 )
 
 __all__ = [
+    "IMAGE_TAG",
+    "JOB_DEFINITION_TAG",
     "JOB_ID_TAG",
     "JOB_NAME_TAG",
     "JOB_QUEUE_TAG",
+    "LOG_STREAM_TAG",
     "MEMORY_TAG",
     "VCPU_TAG",
     "BatchClient",
@@ -28,5 +34,6 @@ __all__ = [
     "BatchJobStatus",
     "BatchLaunchError",
     "BatchRunLauncher",
+    "LogTail",
     "RetryPolicy",
 ]

@@ -1,4 +1,5 @@
-"""A thin typed client over the four AWS Batch calls the run launcher needs.
+"""A thin typed client over the AWS Batch calls the run launcher needs, and the CloudWatch Logs tail it
+puts in a failed run's message.
 
 It turns Batch's JSON into frozen models (`BatchJob`, `SubmittedJob`), retries throttling with a bounded,
 jittered back-off, and takes any boto3 Batch client (a Stubber-wrapped one in tests, one pointed at a VPC
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -91,6 +92,9 @@ class BatchJob:
     container_reason: str | None
     log_stream_name: str | None
     attempts: tuple[BatchAttempt, ...]
+    # Epoch milliseconds of the submission (how long a job has waited to start).
+    created_at_ms: int | None = None
+    job_definition: str | None = None
 
     @property
     def spot_reclaimed_instance(self) -> str | None:
@@ -106,6 +110,12 @@ class BatchJob:
     @property
     def is_spot_reclaim(self) -> bool:
         return self.spot_reclaimed_instance is not None
+
+    @property
+    def is_misconfigured(self) -> bool:
+        """Batch's queue says the job can never be placed as configured (e.g. more vCPUs than the compute
+        environment's maximum): ``MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - ...``."""
+        return (self.status_reason or "").startswith("MISCONFIGURATION:")
 
     @classmethod
     def from_api(cls, detail: JobDetailTypeDef) -> BatchJob:
@@ -130,7 +140,17 @@ class BatchJob:
             container_reason=container.get("reason", last.container_reason),
             log_stream_name=container.get("logStreamName", last.log_stream_name),
             attempts=attempts,
+            created_at_ms=detail.get("createdAt"),
+            job_definition=detail.get("jobDefinition"),
         )
+
+
+@dataclass(frozen=True)
+class JobDefinitionRevision:
+    arn: str
+    name: str
+    revision: int
+    image: str | None
 
 
 @dataclass(frozen=True)
@@ -252,6 +272,28 @@ class BatchClient:
         """The job, or None when Batch does not know it (never submitted, or past Batch's retention)."""
         return self.describe_jobs([job_id]).get(job_id)
 
+    def active_revisions(self, job_definition_name: str) -> list[JobDefinitionRevision]:
+        """Every ACTIVE revision of the named job definition, newest first."""
+
+        def describe() -> list[JobDefinitionRevision]:
+            found: list[JobDefinitionRevision] = []
+            pages = self._client.get_paginator("describe_job_definitions").paginate(
+                jobDefinitionName=job_definition_name, status="ACTIVE"
+            )
+            for page in pages:
+                for definition in page["jobDefinitions"]:
+                    found.append(
+                        JobDefinitionRevision(
+                            arn=definition["jobDefinitionArn"],
+                            name=definition["jobDefinitionName"],
+                            revision=definition["revision"],
+                            image=definition.get("containerProperties", {}).get("image"),
+                        )
+                    )
+            return sorted(found, key=lambda d: d.revision, reverse=True)
+
+        return self._call("DescribeJobDefinitions", is_transient, describe)
+
     def terminate_job(self, job_id: str, reason: str) -> None:
         """Stop the job: Batch cancels it if no container started yet, stops the container otherwise.
         Idempotent, so transport errors are retried too."""
@@ -260,3 +302,45 @@ class BatchClient:
             self._client.terminate_job(jobId=job_id, reason=reason[:1024])
 
         self._call("TerminateJob", is_transient, terminate)
+
+
+class LogTail:
+    """The last lines of a run worker's CloudWatch Logs stream, for the message of a failed run.
+
+    Best effort by design: a failure message must never fail for want of its log tail, so any error
+    becomes a one-line note instead (the stream is still named in the message)."""
+
+    def __init__(
+        self,
+        boto3_client: Any | None = None,
+        *,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self._client = boto3_client
+        self._region_name = region_name
+        self._endpoint_url = endpoint_url
+
+    @property
+    def boto3_client(self) -> Any:
+        if self._client is None:
+            config = Config(
+                retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=10
+            )
+            self._client = boto3.client(
+                "logs", region_name=self._region_name, endpoint_url=self._endpoint_url, config=config
+            )
+        return self._client
+
+    def tail(self, log_group: str, log_stream: str, lines: int, max_line_chars: int = 400) -> list[str]:
+        if lines <= 0:
+            return []
+        try:
+            response = self.boto3_client.get_log_events(
+                logGroupName=log_group, logStreamName=log_stream, limit=lines, startFromHead=False
+            )
+        except (ClientError, *TRANSIENT_TRANSPORT_ERRORS) as exc:
+            logger.warning("Cannot read log stream %s/%s: %s", log_group, log_stream, exc)
+            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+            return [f"(log tail unavailable: {code or type(exc).__name__})"]
+        return [str(e.get("message", "")).rstrip()[:max_line_chars] for e in response.get("events", [])]

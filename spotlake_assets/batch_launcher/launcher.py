@@ -12,7 +12,17 @@ failure. Run monitoring does not stop the Batch job of a run it failed for a sta
 `stop_orphaned_batch_jobs` sensor (`sensors.py`) does, through `stop_batch_job`.
 
 Resources per run (first match wins): run tags ``batch/vcpu`` / ``batch/memory`` (MiB); the largest value of
-those keys among the `op_tags` of the steps the run executes; the launcher's defaults.
+those keys among the `op_tags` of the steps the run executes; the launcher's defaults. Jobs on EC2 capacity
+take whole vCPUs: a fractional request is rounded up, and the launch event says so.
+
+The image is pinned per run: the code server records its image on every run it plans
+(``DAGSTER_CONTAINER_IMAGE``), and the launcher submits the ACTIVE job-definition revision that holds that
+image, so a deploy between planning and launching never runs newer code than the run was planned with.
+
+Failing fast: run monitoring only asks `check_run_worker_health` about started runs, and a run whose job never
+starts would wait for the start timeout. The `fail_batch_runs_that_cannot_start` sensor (`sensors.py`) asks
+about starting runs every 30 s: a FAILED job, a job Batch calls misconfigured, or one RUNNABLE beyond
+``max_runnable_seconds`` fails its run with Batch's reason and the tail of its log stream.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import logging
 import math
 import os
 import re
+import time
 import uuid
 import zlib
 from collections.abc import Mapping, Sequence
@@ -31,11 +42,12 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import dagster as dg
 from dagster import _check as check
 from dagster._core.errors import DagsterInvariantViolationError
-from dagster._core.events import EngineEventData
+from dagster._core.events import EngineEventData, JobFailureData, RunFailureReason
 from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
-from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 from dagster._core.storage.tags import (
     BACKFILL_ID_TAG,
+    MAX_RETRIES_TAG,
     PARENT_RUN_ID_TAG,
     PARTITION_NAME_TAG,
     RETRY_NUMBER_TAG,
@@ -47,7 +59,7 @@ from dagster._core.storage.tags import (
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
-from spotlake_assets.batch_launcher.client import BatchClient, BatchJob, BatchJobStatus
+from spotlake_assets.batch_launcher.client import BatchClient, BatchJob, BatchJobStatus, LogTail
 
 if TYPE_CHECKING:
     from mypy_boto3_batch.type_defs import ContainerOverridesTypeDef, KeyValuePairTypeDef
@@ -58,12 +70,18 @@ logger = logging.getLogger(__name__)
 JOB_ID_TAG: Final = "batch/job_id"
 JOB_QUEUE_TAG: Final = "batch/job_queue"
 JOB_NAME_TAG: Final = "batch/job_name"
+JOB_DEFINITION_TAG: Final = "batch/job_definition"  # the revision submitted (ARN when resolved)
+IMAGE_TAG: Final = "batch/image"  # the code location's image the revision was chosen for
+LOG_STREAM_TAG: Final = "batch/log_stream"  # "<log group>/<stream>", once the container has started
 # Run (or op) tags the launcher reads.
 VCPU_TAG: Final = "batch/vcpu"
 MEMORY_TAG: Final = "batch/memory"
 
-# SubmitJob refuses container overrides above 30 KiB. Keep a margin for the request's own framing.
-CONTAINER_OVERRIDES_LIMIT_BYTES: Final = 30 * 1024 - 512
+# Batch hands the container overrides to ECS, whose limit is 8,192 characters of JSON (SubmitJob's own 30 KiB
+# is not the binding one: a job between the two is accepted, then fails before starting). Batch adds its own
+# variables (AWS_BATCH_JOB_ID, AWS_BATCH_JQ_NAME, ...) to the environment it passes: keep a margin for them.
+ECS_OVERRIDES_LIMIT_CHARS: Final = 8192
+CONTAINER_OVERRIDES_LIMIT_CHARS: Final = ECS_OVERRIDES_LIMIT_CHARS - 512
 # Batch tags: at most 50 per resource, keys ≤ 128 and values ≤ 256 characters from this set.
 MAX_TAGS: Final = 50
 _TAG_UNSAFE = re.compile(r"[^\w\s.:/=+\-@]", re.UNICODE)
@@ -93,6 +111,11 @@ def _sanitize_tag(text: str, limit: int) -> str:
 
 def _format_vcpu(vcpu: float) -> str:
     return f"{vcpu:g}"
+
+
+def _overrides_size(overrides: ContainerOverridesTypeDef) -> int:
+    # Characters of the compact JSON, as the SDK serialises the request.
+    return len(json.dumps(overrides, separators=(",", ":")))
 
 
 def _parse_vcpu(value: str, source: str) -> float:
@@ -140,7 +163,11 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
         propagate_tags: Sequence[str] | None = None,
         job_timeout_seconds: int | None = None,
         log_group: str = "/aws/batch/job",
+        max_runnable_seconds: int = 900,
+        log_tail_lines: int = 30,
+        whole_vcpus: bool = True,
         batch_client: BatchClient | None = None,
+        log_tail: LogTail | None = None,
     ) -> None:
         self._inst_data = inst_data
         self.job_queue = check.str_param(job_queue, "job_queue")
@@ -153,7 +180,13 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
                     f"env_vars entry {name!r} looks like a secret: values passed at submit time are visible "
                     "in the Batch job description. Give it to the job definition's `secrets` instead."
                 )
+        self.whole_vcpus = whole_vcpus
         self.default_vcpu = _parse_vcpu(str(default_vcpu), "default_vcpu")
+        if whole_vcpus and not self.default_vcpu.is_integer():
+            raise DagsterInvariantViolationError(
+                f"default_vcpu={default_vcpu!r}: AWS Batch jobs on EC2 take whole vCPUs "
+                "(set whole_vcpus: false only for a Fargate job definition)"
+            )
         self.default_memory_mib = _parse_memory(str(default_memory_mib), "default_memory_mib")
         self.job_tags = dict(job_tags or {})
         self.propagate_tags = tuple(DEFAULT_PROPAGATED_TAGS if propagate_tags is None else propagate_tags)
@@ -161,7 +194,15 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
             raise DagsterInvariantViolationError("job_timeout_seconds must be at least 60 (a Batch minimum)")
         self.job_timeout_seconds = job_timeout_seconds
         self.log_group = log_group
+        if max_runnable_seconds < 60:
+            raise DagsterInvariantViolationError("max_runnable_seconds must be at least 60")
+        self.max_runnable_seconds = max_runnable_seconds
+        self.log_tail_lines = max(0, log_tail_lines)
         self.batch = batch_client or BatchClient(region_name=region_name, endpoint_url=endpoint_url)
+        # CloudWatch Logs is its own endpoint: a Batch endpoint_url (a VPC endpoint, moto) does not apply.
+        self.log_tail = log_tail or LogTail(region_name=region_name)
+        # (job definition name, image) -> revision ARN; revisions are immutable, so a hit stays valid.
+        self._revision_cache: dict[tuple[str, str], str] = {}
 
     # --- ConfigurableClass -------------------------------------------------------------------------------
 
@@ -209,6 +250,27 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
                 default_value="/aws/batch/job",
                 description="Where the job definition sends container logs (named in failure messages).",
             ),
+            "max_runnable_seconds": dg.Field(
+                int,
+                is_required=False,
+                default_value=900,
+                description=(
+                    "A run whose job waits RUNNABLE longer than this (no capacity) is failed with Batch's "
+                    "reason; keep it below run monitoring's start timeout."
+                ),
+            ),
+            "log_tail_lines": dg.Field(
+                int,
+                is_required=False,
+                default_value=30,
+                description="Lines of the job's log stream quoted in a failed run's message (0: none).",
+            ),
+            "whole_vcpus": dg.Field(
+                bool,
+                is_required=False,
+                default_value=True,
+                description="Round vCPU requests up to whole vCPUs (EC2 capacity); false for Fargate.",
+            ),
         }
 
     @classmethod
@@ -220,58 +282,98 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
         command = self.command_for_run(context)
-        vcpu, memory = self.resources_for_run(run)
+        vcpu, memory, vcpu_note = self._resources_with_note(run)
         overrides = self._container_overrides(run, command, vcpu, memory)
-        size = len(json.dumps(overrides).encode())
-        if size > CONTAINER_OVERRIDES_LIMIT_BYTES:
+        size = _overrides_size(overrides)
+        if size > CONTAINER_OVERRIDES_LIMIT_CHARS:
             # The plain JSON carries the instance config; zlib+base64 usually shrinks it by 4-5x.
             command = self._compress(command)
             overrides = self._container_overrides(run, command, vcpu, memory)
-            size = len(json.dumps(overrides).encode())
-            if size > CONTAINER_OVERRIDES_LIMIT_BYTES:
+            size = _overrides_size(overrides)
+            if size > CONTAINER_OVERRIDES_LIMIT_CHARS:
                 raise BatchLaunchError(
-                    f"Run {run.run_id}: container overrides are {size} bytes even compressed, over the "
-                    f"{CONTAINER_OVERRIDES_LIMIT_BYTES}-byte SubmitJob limit. Shrink the instance config or "
-                    "the env_vars passed to jobs."
+                    f"Run {run.run_id}: container overrides are {size} characters even compressed, over "
+                    f"{CONTAINER_OVERRIDES_LIMIT_CHARS} (ECS takes at most {ECS_OVERRIDES_LIMIT_CHARS}, less "
+                    "what Batch adds). Shrink the instance config or the env_vars passed to jobs."
                 )
 
+        image = self._image_of(context)
+        job_definition = self.job_definition_for_image(image)
         job_name = self.job_name_for_run(run)
         submitted = self.batch.submit_job(
             job_name=job_name,
             job_queue=self.job_queue,
-            job_definition=self.job_definition,
+            job_definition=job_definition,
             container_overrides=overrides,
             tags=self.batch_tags_for_run(run),
             timeout_seconds=self.job_timeout_seconds,
         )
-        self._instance.add_run_tags(
-            run.run_id,
-            {
-                JOB_ID_TAG: submitted.job_id,
-                JOB_QUEUE_TAG: self.job_queue,
-                JOB_NAME_TAG: submitted.job_name,
-                RUN_WORKER_ID_TAG: uuid.uuid4().hex[:6],
-            },
-        )
+        run_tags = {
+            JOB_ID_TAG: submitted.job_id,
+            JOB_QUEUE_TAG: self.job_queue,
+            JOB_NAME_TAG: submitted.job_name,
+            JOB_DEFINITION_TAG: job_definition,
+            RUN_WORKER_ID_TAG: uuid.uuid4().hex[:6],
+        }
+        if image:
+            run_tags[IMAGE_TAG] = image
+        self._instance.add_run_tags(run.run_id, run_tags)
+        event: dict[str, str | int] = {
+            "Batch job id": submitted.job_id,
+            "Batch job name": submitted.job_name,
+            "Batch job queue": self.job_queue,
+            "Batch job definition": job_definition,
+            "image": image or "(the job definition's)",
+            "vCPU": _format_vcpu(vcpu),
+            "memory MiB": memory,
+            "container overrides characters": size,
+            "Run ID": run.run_id,
+        }
+        if vcpu_note:
+            event["vCPU note"] = vcpu_note
         self._instance.report_engine_event(
             message="Launching run in an AWS Batch job",
             dagster_run=run,
-            engine_event_data=EngineEventData(
-                {
-                    "Batch job id": submitted.job_id,
-                    "Batch job name": submitted.job_name,
-                    "Batch job queue": self.job_queue,
-                    "Batch job definition": self.job_definition,
-                    "vCPU": _format_vcpu(vcpu),
-                    "memory MiB": memory,
-                    "container overrides bytes": size,
-                    "Run ID": run.run_id,
-                }
-            ),
+            engine_event_data=EngineEventData(event),
             cls=self.__class__,
         )
         logger.info(
-            "Run %s submitted as AWS Batch job %s on %s", run.run_id, submitted.job_id, self.job_queue
+            "Run %s submitted as AWS Batch job %s on %s (%s)",
+            run.run_id,
+            submitted.job_id,
+            self.job_queue,
+            job_definition,
+        )
+
+    @staticmethod
+    def _image_of(context: LaunchRunContext) -> str | None:
+        origin = context.job_code_origin
+        return origin.repository_origin.container_image if origin is not None else None
+
+    def job_definition_for_image(self, image: str | None) -> str:
+        """The job definition to submit: the newest ACTIVE revision whose image is ``image``.
+
+        Batch cannot override a job's image, so pinning the run to the code it was planned with means
+        choosing the revision. A configured revision or ARN is taken as is; so is the bare name when the code
+        location reports no image (local and test set-ups). No revision with the image is a deploy error
+        (the job definition and the code server must come from the same Terraform apply), and the run fails
+        with it rather than silently executing other code."""
+        configured = self.job_definition
+        if image is None or configured.startswith("arn:") or ":" in configured:
+            return configured
+        cached = self._revision_cache.get((configured, image))
+        if cached is not None:
+            return cached
+        revisions = self.batch.active_revisions(configured)
+        for revision in revisions:  # newest first
+            if revision.image == image:
+                self._revision_cache[(configured, image)] = revision.arn
+                return revision.arn
+        images = ", ".join(f"{r.revision}: {r.image}" for r in revisions[:5]) or "none"
+        raise BatchLaunchError(
+            f"No ACTIVE revision of job definition {configured!r} runs image {image!r}, the image the code "
+            f"location planned this run with (newest ACTIVE revisions: {images}). Deploy the job definition "
+            "and the code server together (infra/, deregister_on_new_revision = false)."
         )
 
     def command_for_run(self, context: LaunchRunContext) -> list[str]:
@@ -299,21 +401,33 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
 
     def resources_for_run(self, run: DagsterRun) -> tuple[float, int]:
         """(vCPU, memory MiB) for the run's job: run tags, else the largest op tag among executed steps,
-        else the defaults."""
+        else the defaults; vCPUs rounded up to whole ones when ``whole_vcpus``."""
+        vcpu, memory, _ = self._resources_with_note(run)
+        return vcpu, memory
+
+    def _resources_with_note(self, run: DagsterRun) -> tuple[float, int, str]:
         step_tags = self._executed_step_tags(run)
         vcpu_tag = run.tags.get(VCPU_TAG)
         if vcpu_tag is not None:
-            vcpu = _parse_vcpu(vcpu_tag, "run tag")
+            vcpu, source = _parse_vcpu(vcpu_tag, "run tag"), f"run tag {VCPU_TAG}={vcpu_tag}"
         else:
             op_vcpus = [_parse_vcpu(t[VCPU_TAG], "op tag") for t in step_tags if VCPU_TAG in t]
             vcpu = max(op_vcpus, default=self.default_vcpu)
+            source = f"op tag {VCPU_TAG}={_format_vcpu(vcpu)}"
+        note = ""
+        if self.whole_vcpus and not vcpu.is_integer():
+            # EC2 jobs are placed by whole vCPUs: Batch refuses a fraction (the job would never start).
+            rounded = float(math.ceil(vcpu))
+            note = f"{source} rounded up to {_format_vcpu(rounded)}: AWS Batch on EC2 takes whole vCPUs"
+            logger.info("Run %s: %s", run.run_id, note)
+            vcpu = rounded
         memory_tag = run.tags.get(MEMORY_TAG)
         if memory_tag is not None:
             memory = _parse_memory(memory_tag, "run tag")
         else:
             op_memories = [_parse_memory(t[MEMORY_TAG], "op tag") for t in step_tags if MEMORY_TAG in t]
             memory = max(op_memories, default=self.default_memory_mib)
-        return vcpu, memory
+        return vcpu, memory, note
 
     def _executed_step_tags(self, run: DagsterRun) -> list[Mapping[str, str]]:
         if not run.execution_plan_snapshot_id:
@@ -420,7 +534,12 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
         """Map the Batch job to a worker status. API errors propagate on purpose: run monitoring logs them
-        and checks again on its next pass, whereas any non-RUNNING answer here would fail the run."""
+        and checks again on its next pass, whereas any non-RUNNING answer here would fail the run.
+
+        Before its container starts, a job counts as failed when Batch calls it misconfigured (it can never
+        be placed) or when it has waited RUNNABLE longer than ``max_runnable_seconds``; the message carries
+        Batch's reason. Dagster 1.13 ignores `CheckRunHealthResult.transient`; whether a failure is retried
+        is decided by run retries (see `fail_run_that_cannot_start`)."""
         worker_id = run.tags.get(RUN_WORKER_ID_TAG)
         job_id = run.tags.get(JOB_ID_TAG)
         if not job_id:
@@ -432,7 +551,12 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
             return CheckRunHealthResult(
                 WorkerStatus.NOT_FOUND, f"AWS Batch has no job {job_id}", run_worker_id=worker_id
             )
+        self._record_log_stream(run, job)
         if not job.status.is_terminal:
+            stuck = self.why_stuck(job)
+            if stuck is not None:
+                logger.warning("Run %s cannot start: %s", run.run_id, stuck)
+                return CheckRunHealthResult(WorkerStatus.FAILED, stuck, run_worker_id=worker_id)
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=worker_id)
         if job.status is BatchJobStatus.SUCCEEDED:
             current = self._instance.get_run_by_id(run.run_id)
@@ -445,13 +569,67 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
                     run_worker_id=worker_id,
                 )
             return CheckRunHealthResult(WorkerStatus.SUCCESS, run_worker_id=worker_id)
-        message = self.failure_message(job)
+        message = self.failure_message(job, with_log_tail=True)
         logger.warning("Run monitoring found run %s's Batch job failed: %s", run.run_id, message)
         return CheckRunHealthResult(
             WorkerStatus.FAILED, message, transient=job.is_spot_reclaim, run_worker_id=worker_id
         )
 
-    def failure_message(self, job: BatchJob) -> str:
+    def why_stuck(self, job: BatchJob, now_ms: int | None = None) -> str | None:
+        """Why a job that has not started never will (in time), or None while it may still start."""
+        if job.status.container_started:
+            return None
+        if job.is_misconfigured:
+            return (
+                f"AWS Batch job {job.job_id} ({job.job_name}) cannot be placed: {job.status_reason}. "
+                "It would wait in the queue forever."
+            )
+        if job.status is BatchJobStatus.RUNNABLE and job.created_at_ms is not None:
+            waited_s = ((now_ms if now_ms is not None else time.time() * 1000) - job.created_at_ms) / 1000
+            if waited_s > self.max_runnable_seconds:
+                return (
+                    f"AWS Batch job {job.job_id} ({job.job_name}) has been RUNNABLE for {waited_s:.0f} s, "
+                    f"over max_runnable_seconds={self.max_runnable_seconds}: "
+                    f"{job.status_reason or 'no reason given (no Spot capacity placed it)'}."
+                )
+        return None
+
+    def fail_run_that_cannot_start(self, run: DagsterRun) -> str | None:
+        """For a run still STARTING (run monitoring only checks started ones): if its job failed or cannot
+        start, stop the job, fail the run with the reason and return the message; otherwise None.
+
+        A misconfigured job (its queue can never place it) would fail the same way on every retry, so its
+        run is marked not to be retried (``dagster/max_retries=0``); capacity waits and failed containers
+        stay retryable."""
+        health = self.check_run_worker_health(run)
+        if health.status is not WorkerStatus.FAILED:
+            return None
+        current = self._instance.get_run_by_id(run.run_id)
+        if current is None or current.status is not DagsterRunStatus.STARTING:
+            return None  # it started (or ended) meanwhile: run monitoring owns it now
+        job_id = run.tags[JOB_ID_TAG]
+        job = self.batch.describe_job(job_id)
+        if job is not None and not job.status.is_terminal:
+            self.batch.terminate_job(job_id, reason=f"Dagster run {run.run_id} cannot start")
+        if job is not None and job.is_misconfigured:
+            self._instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: "0"})
+            current = self._instance.get_run_by_id(run.run_id) or current
+        message = f"Run failed before starting: {health.msg}"
+        self._instance.report_run_failed(
+            current,
+            message,
+            JobFailureData(error=None, failure_reason=RunFailureReason.START_TIMEOUT),
+        )
+        return message
+
+    def _record_log_stream(self, run: DagsterRun, job: BatchJob) -> None:
+        # The stream exists once the container started; a tag makes it one click from the run.
+        if job.log_stream_name and LOG_STREAM_TAG not in run.tags:
+            self._instance.add_run_tags(
+                run.run_id, {LOG_STREAM_TAG: f"{self.log_group}/{job.log_stream_name}"}
+            )
+
+    def failure_message(self, job: BatchJob, with_log_tail: bool = False) -> str:
         parts = []
         instance_id = job.spot_reclaimed_instance
         if instance_id is not None:
@@ -468,7 +646,12 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
             parts.append(f"Log stream: {self.log_group}/{job.log_stream_name}.")
         else:
             parts.append("Log stream: none (the container never started).")
-        return " ".join(parts)
+        message = " ".join(parts)
+        if with_log_tail and job.log_stream_name and self.log_tail_lines:
+            lines = self.log_tail.tail(self.log_group, job.log_stream_name, self.log_tail_lines)
+            if lines:
+                message += "\nLog tail:\n" + "\n".join(lines)
+        return message
 
     def get_run_worker_debug_info(
         self, run: DagsterRun, include_container_logs: bool | None = True
@@ -480,6 +663,6 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
         if job is None:
             return f"AWS Batch has no job {job_id}."
         if job.status is BatchJobStatus.FAILED:
-            return self.failure_message(job)
+            return self.failure_message(job, with_log_tail=bool(include_container_logs))
         reason = f": {job.status_reason}" if job.status_reason else ""
         return f"AWS Batch job {job_id} is {job.status.value}{reason}."

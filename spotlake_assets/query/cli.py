@@ -1,13 +1,15 @@
-"""`spotlake query`: latest scores and prices, and one pool's time series, from the lake (DuckDB).
+"""`spotlake query`: latest scores and prices, one pool's time series, and the snapshot at a past moment,
+from the lake (DuckDB).
 
     spotlake query latest --instance-type m5.large --min-sps 3
     spotlake query latest --family c7g --region us-east-1 --format csv
     spotlake query series --instance-type m5.large --az use1-az1 --start 2026-03-01 --end 2026-03-02
+    spotlake query snapshot --at 2026-03-01T00:25 --format csv
     spotlake query latest --lake s3://spotlake --format json
 
 The lake is ``--lake`` (a directory or ``s3://bucket[/prefix]``), else the current environment's
 (`SPOTLAKE_ENV`: local ``$SPOTLAKE_HOME/lake``, test ``s3://$SPOTLAKE_WRITE_BUCKET``, prod
-``s3://$SPOTLAKE_BUCKET``), resolved by `spotlake_assets.environment` like every other entry point: an
+``s3://$SPOTLAKE_BUCKET``), resolved by `spotlake_assets.settings` like every other entry point: an
 unknown `SPOTLAKE_ENV` or a bad `SPOTLAKE_*` value fails, with ``--lake`` too. Results go to standard
 output; progress and errors to standard error.
 Exit codes: 0 rows printed, 1 nothing matched (an empty range, no pool), 2 a usage or lookup error.
@@ -22,10 +24,10 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from spotlake_assets.environment import InvalidSetting, load_settings
-from spotlake_assets.lake.errors import LakeError
 from spotlake_assets.query.engine import LatestFilter, PoolFilter, QueryError, SpotQuery, columns_of, render
 from spotlake_assets.query.lake import ArrowLake, LakeLocationError, default_location
+from spotlake_assets.settings import InvalidSetting, load_settings
+from spotlake_assets.storage.errors import LakeError
 
 FORMATS = ("table", "csv", "json")
 TABLE_ROWS = 50
@@ -81,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     series.add_argument(
         "--lookback-days", type=float, default=7.0, help="how far before --start to look for its state"
     )
+    snapshot = kinds.add_parser(
+        "snapshot", parents=[common], help="every pool as published for the window holding --at"
+    )
+    snapshot.add_argument(
+        "--at", type=_moment, required=True, help="a moment (UTC unless it says otherwise); its window counts"
+    )
     return parser
 
 
@@ -125,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
                 descending=args.desc,
             )
         )
+    elif args.kind == "snapshot":
+        frame = engine.snapshot(args.at)
     else:
         end = args.end
         if end is None:

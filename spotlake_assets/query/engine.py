@@ -1,7 +1,8 @@
 """Queries over the latest state and the Parquet history, on DuckDB.
 
 The latest state (``latest_data/latest_<provider>.json``) and the history files the manifest points to are
-handed to DuckDB as Arrow data; every user value reaches SQL as a bound parameter, never as SQL text.
+handed to DuckDB as Arrow data; every user value reaches SQL as a bound parameter, never as SQL text. A
+snapshot at a past moment is rebuilt from the history (`spotlake_assets.domain.reconstruct`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import difflib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -18,11 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spotlake_assets.lake.errors import LakeKeyNotFound
-from spotlake_assets.lake.keys import latest_key
+from spotlake_assets.domain.reconstruct import snapshot_at
+from spotlake_assets.domain.windows import WINDOW
 from spotlake_assets.query.lake import ArrowLake
-from spotlake_assets.sinks.history import history_sources
+from spotlake_assets.sinks.history import history_sources, load_manifest, read_history
 from spotlake_assets.sinks.latest import LATEST_TIME_FORMAT
+from spotlake_assets.storage.errors import LakeKeyNotFound
+from spotlake_assets.storage.keys import latest_key
 
 # The role of a column and the names providers give it (AWS first, then Azure's).
 ROLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -260,6 +263,43 @@ class SpotQuery:
             raise EmptyResult(f"no history for {self.provider} {label} between {_ts(start)} and {_ts(end)}")
         return out.reset_index(drop=True)
 
+    # --- snapshot -----------------------------------------------------------------------------------------
+
+    def snapshot(self, at: datetime) -> pd.DataFrame:
+        """The snapshot published for the window containing ``at``, rebuilt from the history: each live pool's
+        last history row at or before the window's start (a `Ceased` row ends a pool), every row stamped with
+        that start, sorted by key. The whole history up to then is read: a pool that has not changed for
+        months still has its state in its last row."""
+        window = _window_of(at)
+        days = self._history_days()
+        if not days or days[0] > window.date():
+            raise EmptyResult(
+                f"no {self.provider} history at or before {_ts(window)}"
+                f"{self._coverage() if days else ' (the history is empty)'}"
+            )
+        first = datetime.combine(days[0], datetime.min.time(), tzinfo=UTC)
+        table = read_history(self.lake, self.provider, first, window)
+        if table is None or table.num_rows == 0:
+            raise EmptyResult(f"no {self.provider} history at or before {_ts(window)}{self._coverage()}")
+        self.progress(f"{self.provider} history {_ts(first)} … {_ts(window)}: {table.num_rows:,} rows")
+        names = set(table.column_names)
+        # Provider keys by role, in the providers' key order (Azure: tier, type, region, zone; AWS: type,
+        # region, AZ): the history files do not record their key.
+        keys = [n for role in ("tier", "type", "region", "az") for n in ROLE_COLUMNS[role] if n in names]
+        frame = snapshot_at(table.to_pandas(), window, keys, TIME)
+        if frame.empty:
+            raise EmptyResult(f"no live {self.provider} pool at {_ts(window)}")
+        return frame
+
+    def _history_days(self) -> list[date]:
+        """Every day the history holds (window files and compacted days), sorted."""
+        listed = {
+            date(int(y), int(m), int(d))
+            for y, m, d in (k.split("/")[2:5] for k in self.lake.list_keys(f"history/{self.provider}/"))
+        }
+        listed |= {date.fromisoformat(day) for day in load_manifest(self.lake, self.provider).days}
+        return sorted(listed)
+
     def _unknown_pool(self, pool: PoolFilter) -> None:
         """Raise `QueryError` when the latest state does not know the pool's instance type (or region/AZ)."""
         try:
@@ -278,6 +318,12 @@ class SpotQuery:
         """Which days the history holds, for an error message (lists the provider's history keys)."""
         days = sorted({"-".join(k.split("/")[2:5]) for k in self.lake.list_keys(f"history/{self.provider}/")})
         return f" (history holds {days[0]} … {days[-1]})" if days else " (the history is empty)"
+
+
+def _window_of(moment: datetime) -> datetime:
+    """The start of the 10-minute window holding ``moment`` (UTC)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return moment - (moment.astimezone(UTC) - epoch) % WINDOW
 
 
 def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -11,8 +11,8 @@ from urllib.parse import urlparse
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from spotlake_assets.environment import InvalidSetting, load_settings
-from spotlake_assets.lake.errors import LakeKeyNotFound
+from spotlake_assets.settings import InvalidSetting, load_settings
+from spotlake_assets.storage.errors import LakeKeyNotFound
 
 DEFAULT_S3_REGION = "us-west-2"
 
@@ -22,7 +22,7 @@ class LakeLocationError(ValueError):
 
 
 class ArrowLake:
-    """The lake at ``base`` on ``filesystem``; keys follow `spotlake_assets.lake.keys`."""
+    """The lake at ``base`` on ``filesystem``; keys follow `spotlake_assets.storage.keys`."""
 
     def __init__(self, filesystem: pafs.FileSystem, base: str, display: str) -> None:
         self.filesystem = filesystem

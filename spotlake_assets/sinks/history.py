@@ -20,8 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -31,12 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from spotlake_assets.core.windows import day_start
-from spotlake_assets.lake.errors import CorruptLakeFile, LakeKeyNotFound, PreconditionFailed
-from spotlake_assets.lake.keys import history_key
-from spotlake_assets.lake.resources import LakeResource
-
-log = logging.getLogger(__name__)
+from spotlake_assets.domain.windows import day_start
+from spotlake_assets.storage.errors import CorruptLakeFile, LakeKeyNotFound, PreconditionFailed
+from spotlake_assets.storage.keys import history_key
+from spotlake_assets.storage.lake import LakeResource
+from spotlake_assets.storage.state import CAS_ATTEMPTS, Current, Swap, read_current, swap, update
 
 TIME_COLUMN = "Time"
 MANIFEST_FORMAT = "spotlake-history-manifest/1"
@@ -238,40 +236,37 @@ def load_manifest(reader: LakeReader, provider: str) -> Manifest:
 
 
 def read_manifest_for_update(lake: LakeResource, provider: str) -> Manifest:
-    """The manifest with the ETag a compare-and-swap must match.
+    """The manifest with the ETag a compare-and-swap must match (taken before the body: if the object changes
+    in between, the swap is refused rather than a newer manifest being overwritten)."""
+    current = read_current(lake, manifest_key(provider), _manifest_decoder(provider))
+    return replace(current.value or Manifest(provider), etag=current.etag)
 
-    The ETag is taken before the body: if the object changes in between, the swap is refused (the stored
-    ETag is no longer the one read) rather than a newer manifest being overwritten.
-    """
-    key = manifest_key(provider)
-    head = lake.head(key)
-    if head is None:
-        return Manifest(provider)
-    return parse_manifest(lake.read_bytes(key), provider, lake.location(key), etag=head.etag)
+
+def _manifest_decoder(provider: str) -> Callable[[bytes, str], Manifest]:
+    return lambda data, location: parse_manifest(data, provider, location)
+
+
+def _manifest_conflict(lake: LakeResource, provider: str, day: str, etag: str | None) -> ManifestConflict:
+    expected = "no manifest" if etag is None else f"ETag {etag}"
+    return ManifestConflict(
+        f"{lake.location(manifest_key(provider))} changed while {provider} {day} was being published "
+        f"(expected {expected}): another writer won; nothing was overwritten, rerun the compaction to "
+        "publish on top of the new manifest"
+    )
 
 
 def publish_day(lake: LakeResource, manifest: Manifest, entry: DayEntry) -> str:
-    """Add or replace ``entry`` in the manifest by compare-and-swap against ``manifest.etag``.
+    """Add or replace ``entry`` in the manifest by one compare-and-swap against ``manifest.etag``.
 
     Returns "published" or "already published"; raises `ManifestConflict` when another writer changed
     the manifest since ``manifest`` was read (the loser writes nothing).
     """
     if manifest.days.get(entry.day) == entry:
         return "already published"
-    key = manifest_key(manifest.provider)
-    data = manifest.with_day(entry).to_bytes()
     try:
-        if manifest.etag is None:
-            lake.write_bytes(key, data, create_only=True)
-        else:
-            lake.write_bytes(key, data, if_match=manifest.etag)
+        swap(lake, manifest_key(manifest.provider), manifest.with_day(entry).to_bytes(), manifest.etag)
     except PreconditionFailed as exc:
-        expected = "no manifest" if manifest.etag is None else f"ETag {manifest.etag}"
-        raise ManifestConflict(
-            f"{lake.location(key)} changed while {manifest.provider} {entry.day} was being published "
-            f"(expected {expected}): another writer won; nothing was overwritten, rerun the compaction to "
-            "publish on top of the new manifest"
-        ) from exc
+        raise _manifest_conflict(lake, manifest.provider, entry.day, manifest.etag) from exc
     return "published"
 
 
@@ -302,15 +297,16 @@ def compact_day(
     day_key: str,
     key_columns: Sequence[str],
     *,
-    manifest_attempts: int = 3,
+    manifest_attempts: int = CAS_ATTEMPTS,
 ) -> Compaction:
     """Merge a day's window files into one file and publish it in the manifest.
 
     Idempotent: the day file is named by its content and written create-only, and publishing an entry
-    the manifest already holds is a no-op. A lost compare-and-swap is retried from a fresh read at most
-    ``manifest_attempts`` times in all, then `ManifestConflict` is raised. Raises `EmptyDay` for a day
-    without windows and `HistoryConflict` when the manifest already lists windows this compaction did not
-    find (history files are never deleted, so that means the lake was tampered with).
+    the manifest already holds is a no-op. A lost compare-and-swap is retried from a fresh read
+    (`spotlake_assets.storage.state`) at most ``manifest_attempts`` times in all, then `ManifestConflict` is
+    raised. Raises `EmptyDay` for a day without windows and `HistoryConflict` when the manifest already
+    lists windows this compaction did not find (history files are never deleted, so that means the lake
+    was tampered with).
     """
     day = day_start(day_key)
     keys = day_window_keys(lake, provider, day)
@@ -341,8 +337,11 @@ def compact_day(
                 f"{lake.location(entry.key)} exists with other content than its name says"
             ) from None
         file_status = "already written (identical)"
-    for attempt in range(1, manifest_attempts + 1):
-        manifest = read_manifest_for_update(lake, provider)
+    seen: list[str | None] = []
+
+    def add_day(current: Current[Manifest]) -> Swap[str]:
+        manifest = current.value or Manifest(provider)
+        seen.append(current.etag)
         published = manifest.days.get(day_key)
         if published is not None and not set(published.windows) <= set(entry.windows):
             lost = sorted(set(published.windows) - set(entry.windows))
@@ -350,17 +349,17 @@ def compact_day(
                 f"the manifest lists {provider} {day_key} windows {lost} whose history files are gone; "
                 "refusing to publish a day with fewer windows"
             )
-        try:
-            status = publish_day(lake, manifest, entry)
-        except ManifestConflict:
-            if attempt == manifest_attempts:
-                raise
-            log.warning(
-                "%s %s: manifest changed concurrently; re-reading (attempt %d)", provider, day_key, attempt
-            )
-            continue
-        return Compaction(entry, file_status, status, attempt, sum(map(len, payloads)), len(data))
-    raise AssertionError("unreachable: the last attempt returns or raises")
+        if published == entry:
+            return Swap(None, "already published")
+        return Swap(manifest.with_day(entry).to_bytes(), "published")
+
+    try:
+        done = update(
+            lake, manifest_key(provider), _manifest_decoder(provider), add_day, attempts=manifest_attempts
+        )
+    except PreconditionFailed as exc:
+        raise _manifest_conflict(lake, provider, day_key, seen[-1]) from exc
+    return Compaction(entry, file_status, done.result, done.attempts, sum(map(len, payloads)), len(data))
 
 
 # --- reads ----------------------------------------------------------------------------------------------

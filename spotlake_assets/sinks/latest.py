@@ -14,9 +14,10 @@ from datetime import datetime
 
 import pandas as pd
 
-from spotlake_assets.lake.errors import PreconditionFailed
-from spotlake_assets.lake.keys import latest_key
-from spotlake_assets.lake.resources import LakeResource
+from spotlake_assets.storage.errors import PreconditionFailed
+from spotlake_assets.storage.keys import latest_key
+from spotlake_assets.storage.lake import LakeResource
+from spotlake_assets.storage.state import Current, Swap, update
 
 log = logging.getLogger(__name__)
 
@@ -54,31 +55,33 @@ def publish_latest(
 ) -> LatestWrite:
     """Replace the latest object with ``snapshot`` (the window starting at ``window``) unless it already
     holds a newer window. An unreadable object is replaced, with an error logged: it is derived data and
-    the snapshot is complete. Raises `LatestConflict` when another writer changed it meanwhile."""
+    the snapshot is complete. Another writer that changed it meanwhile makes this one read it again and
+    decide again (`spotlake_assets.storage.state`); `LatestConflict` when that keeps happening."""
     key = latest_key(provider)
     this_window = pd.Timestamp(window)
-    head = lake.head(key)
     data = latest_records_json(snapshot)
-    status = "replaced"
-    if head is not None:
-        stored = lake.read_bytes(key)
+
+    def change(current: Current[bytes]) -> Swap[str]:
+        stored = current.value
+        if stored is None:
+            return Swap(data, "replaced")
+        status = "replaced"
         try:
             held = latest_time(stored)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("%s is unreadable (%s); replacing it with %s", lake.location(key), exc, label)
             held, status = None, "replaced an unreadable object"
         if held is not None and held > this_window:
-            return LatestWrite(key, f"kept newer window {held.isoformat()}")
+            return Swap(None, f"kept newer window {held.isoformat()}")
         if stored == data:
-            return LatestWrite(key, "already current (identical)")
+            return Swap(None, "already current (identical)")
+        return Swap(data, status)
+
     try:
-        if head is None:
-            lake.write_bytes(key, data, create_only=True)
-        else:
-            lake.write_bytes(key, data, if_match=head.etag)
+        done = update(lake, key, lambda stored, _location: stored, change)
     except PreconditionFailed as exc:
         raise LatestConflict(
-            f"{lake.location(key)} changed while {label} was being published; retry the run to "
+            f"{lake.location(key)} kept changing while {label} was being published; retry the run to "
             "re-evaluate which window is newest"
         ) from exc
-    return LatestWrite(key, status)
+    return LatestWrite(key, done.result)

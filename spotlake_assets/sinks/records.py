@@ -1,4 +1,5 @@
-"""Timestream records for a window's delta (DESIGN §2 "Timestream records"). Pure: no client, no I/O.
+"""Timestream records for a window's delta (docs/data-contracts.md#timestream-records). Pure: no client,
+no I/O.
 
 A window becomes one `RecordSet`: the attributes every record shares (measure name, MULTI type, time, unit,
 version) go once into ``CommonAttributes``; each record carries its dimensions and measure values. Values are
@@ -16,8 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from spotlake_assets.core.delta import CEASED_COLUMN
-from spotlake_assets.core.windows import window_start
+from spotlake_assets.domain.delta import CEASED_COLUMN
+from spotlake_assets.domain.windows import window_start
 
 # WriteRecords accepts at most this many records per call.
 MAX_RECORDS_PER_WRITE = 100
@@ -60,7 +61,6 @@ AWS_MAPPING = TimestreamMapping(
         MeasureSpec("SpotPrice", "DOUBLE"),
     ),
 )
-AZURE_DIMENSIONS = ("InstanceTier", "InstanceType", "Region", "AvailabilityZone")
 
 
 def default_mapping(

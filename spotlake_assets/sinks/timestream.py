@@ -12,29 +12,28 @@ sends the same Version, so Timestream keeps one record per (dimensions, measure 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import dagster as dg
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
 
-from spotlake_assets.lake.resources import LocalLake
 from spotlake_assets.sinks.records import Record, RecordSet, effective_record
+from spotlake_assets.storage.botocore_config import client_config
+from spotlake_assets.storage.lake import LocalLake
+from spotlake_assets.storage.locks import file_lock
 
 if TYPE_CHECKING:
     # Type stubs only (dev dependency): never imported at run time.
@@ -43,9 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_RETRY_MODES = frozenset({"legacy", "standard", "adaptive"})
-# Rejection reasons that no resend can cure (DESIGN §2; the API's RejectedRecord documentation): a version
-# conflict, a time outside the memory store's retention, a value past a limit or of the wrong shape.
+# Rejection reasons that no resend can cure (docs/data-contracts.md#timestream-records; the API's
+# RejectedRecord documentation): a version conflict, a time outside the memory store's retention, a value past
+# a limit or of the wrong shape.
 _PERMANENT_REASON_WORDS = (
     "version",
     "retention",
@@ -255,11 +254,9 @@ class Boto3Timestream(TimestreamSink):
         """The cached client; tests attach a Stubber or ``before-send`` handlers to it."""
         with self._lock:
             if self._client is None:
-                if self.retry_mode not in _RETRY_MODES:
-                    raise ValueError(f"retry_mode {self.retry_mode!r} is not one of {sorted(_RETRY_MODES)}")
-                mode = cast(Literal["legacy", "standard", "adaptive"], self.retry_mode)
-                config = Config(
-                    retries={"total_max_attempts": self.max_attempts, "mode": mode},
+                config = client_config(
+                    retry_mode=self.retry_mode,
+                    max_attempts=self.max_attempts,
                     connect_timeout=self.connect_timeout,
                     read_timeout=self.read_timeout,
                     # One connection per parallel writer, so writers never queue for the pool.
@@ -356,17 +353,6 @@ class LocalTimestream(TimestreamSink):
     def _lake(self) -> LocalLake:
         return LocalLake(root=self.root)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        lock_dir = Path(self.root) / "timestream"
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        with (lock_dir / ".lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
     def _load(self, file_key: str) -> dict[tuple[Any, ...], Record]:
         path = Path(self._lake().location(file_key))
         if not path.exists():
@@ -377,7 +363,7 @@ class LocalTimestream(TimestreamSink):
     def write(self, records: RecordSet) -> WriteReport:
         table = self.table_name(records.table)
         files = sorted({self._file_key(table, _time_of(r)) for r in records.effective()})
-        with self._locked():
+        with file_lock(Path(self.root) / "timestream" / ".lock"):
             self._state = {(table, key): self._load(key) for key in files}
             try:
                 report = super().write(records)

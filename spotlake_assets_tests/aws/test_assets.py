@@ -17,11 +17,11 @@ from spotlake_assets.aws.constants import FEATURE_COLUMNS, KEY_COLUMNS, MERGED_C
 from spotlake_assets.aws.credentials import AwsCredentialPool
 from spotlake_assets.aws.simulation import SimulatedAwsApi, SimulatedWorld, simulated_credentials
 from spotlake_assets.aws.workload import PackingResult
-from spotlake_assets.core.windows import capacity_for_window
-from spotlake_assets.lake import keys
-from spotlake_assets.lake.frames import read_frame, write_frame
-from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.domain.windows import capacity_for_window
 from spotlake_assets.sinks.timestream import LocalTimestream
+from spotlake_assets.storage import keys
+from spotlake_assets.storage.frames import read_frame, write_frame
+from spotlake_assets.storage.lake import LocalLake
 from spotlake_assets_tests.aws.fakes import NoOfferingsApi, ScriptedAwsApi
 
 DAY = "2026-03-01"

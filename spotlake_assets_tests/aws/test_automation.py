@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from spotlake_assets.aws.schedules import aws_automation, merge_inputs, sps_object
-from spotlake_assets.lake.resources import LakeResource, LocalLake
+from spotlake_assets.storage.lake import LakeResource, LocalLake
 
 WINDOWS = ["2026-03-01-00:00", "2026-03-01-00:10", "2026-03-01-00:20"]
 

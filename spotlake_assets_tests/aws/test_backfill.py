@@ -18,9 +18,9 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 
 from spotlake_assets.aws.assets import aws_assets
 from spotlake_assets.environment import resources_for
-from spotlake_assets.lake import keys
-from spotlake_assets.lake.frames import read_frame
-from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.storage import keys
+from spotlake_assets.storage.frames import read_frame
+from spotlake_assets.storage.lake import LocalLake
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = "2026-03-01"

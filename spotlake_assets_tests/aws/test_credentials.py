@@ -15,7 +15,7 @@ from spotlake_assets.aws.credentials import (
     parse_credentials_csv,
 )
 from spotlake_assets.aws.models import Credential
-from spotlake_assets.lake.resources import LakeResource, LocalLake, S3Lake
+from spotlake_assets.storage.lake import LakeResource, LocalLake, S3Lake
 
 # Obviously fake keys: fixtures never hold anything that looks like a real secret.
 CSV = "AccessKeyId,SecretAccessKey\nFAKEKEY0000000000001,fake-secret-1\nFAKEKEY0000000000002,fake-secret-2\n"

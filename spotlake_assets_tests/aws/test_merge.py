@@ -17,7 +17,7 @@ from spotlake_assets.aws.constants import (
     SPS_COLUMNS,
 )
 from spotlake_assets.aws.merge import MergeResult, merge_snapshot, merge_snapshot_with_report
-from spotlake_assets.lake.frames import frame_to_parquet, parquet_to_frame
+from spotlake_assets.storage.frames import frame_to_parquet, parquet_to_frame
 
 TIME = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 ZONES = {"use1-az1": "us-east-1", "use1-az2": "us-east-1", "euw1-az1": "eu-west-1"}

@@ -37,9 +37,9 @@ from spotlake_assets.aws.models import (
     Throttled,
 )
 from spotlake_assets.aws.resources import Boto3AwsApi
-from spotlake_assets.core import validation
-from spotlake_assets.core.windows import window_key
-from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.domain import validation
+from spotlake_assets.domain.windows import window_key
+from spotlake_assets.storage.lake import LocalLake
 
 DATA = Path(__file__).parent.parent / "data" / "aws"
 WINDOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -760,3 +760,12 @@ def test_advisor_asset_fails_at_once_on_a_404(httpserver: HTTPServer, local_lake
     assert caught.value.allow_retries is False
     assert len(httpserver.log) == 1
     assert local_lake.list_keys("rawdata/") == []
+
+
+def test_the_real_api_refuses_simulated_credentials_before_sending(boto_env: None) -> None:
+    from spotlake_assets.aws.models import CredentialRefused
+    from spotlake_assets.aws.simulation import simulated_credentials
+
+    (fake,) = simulated_credentials(1, seed=7)
+    with pytest.raises(CredentialRefused, match="is a simulated credential"):
+        Boto3AwsApi().spot_placement_scores(fake, "m5.large", ["us-east-1"], 1, datetime.now(UTC))

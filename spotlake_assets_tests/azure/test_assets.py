@@ -20,11 +20,11 @@ from spotlake_assets.azure.models import Endpoint, PlacementScore
 from spotlake_assets.azure.schedules import azure_automation, azure_jobs
 from spotlake_assets.azure.simulation import SimulatedAzureApi
 from spotlake_assets.azure.workload import requests_from_frame
-from spotlake_assets.core.windows import capacity_for_window, window_start
-from spotlake_assets.lake import keys
-from spotlake_assets.lake.frames import read_frame, write_frame
-from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.domain.windows import capacity_for_window, window_start
 from spotlake_assets.sinks.timestream import LocalTimestream
+from spotlake_assets.storage import keys
+from spotlake_assets.storage.frames import read_frame, write_frame
+from spotlake_assets.storage.lake import LocalLake
 from spotlake_assets_tests.azure.fakes import ScriptedAzureApi
 
 DAY = "2026-03-01"

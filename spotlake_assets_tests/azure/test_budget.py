@@ -18,8 +18,8 @@ from spotlake_assets.azure.budget import (
     plan_exclusions,
 )
 from spotlake_assets.azure.models import Endpoint
-from spotlake_assets.lake.errors import CorruptLakeFile
-from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.storage.errors import CorruptLakeFile
+from spotlake_assets.storage.lake import LocalLake
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ENDPOINTS = [Endpoint(s, loc) for s in ("sub-a", "sub-b") for loc in ("eastus", "westus", "uksouth")]

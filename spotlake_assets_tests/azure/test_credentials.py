@@ -12,7 +12,8 @@ import pytest
 from moto import mock_aws
 
 from spotlake_assets.azure.credentials import AzureCredentialError, AzureCredentials, parse_subscriptions
-from spotlake_assets.azure.resources import AzureSdkApi, azure_resources
+from spotlake_assets.azure.environment import azure_resources
+from spotlake_assets.azure.resources import AzureSdkApi
 from spotlake_assets.azure.simulation import SimulatedAzureApi
 
 SECRET = "super-secret-value"

@@ -1,4 +1,5 @@
-"""Tier 1: the Azure merge and delta, including the SpotLake defects fixed (DESIGN §2)."""
+"""Tier 1: the Azure merge and delta, including the SpotLake defects fixed
+(docs/data-contracts.md#azure-columns)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 
 from spotlake_assets.azure.constants import FEATURE_COLUMNS, KEY_COLUMNS, MERGED_COLUMNS
 from spotlake_assets.azure.merge import merge_snapshot
-from spotlake_assets.core.delta import compute_delta
-from spotlake_assets.core.windows import CAPACITIES
+from spotlake_assets.domain.delta import compute_delta
+from spotlake_assets.domain.windows import CAPACITIES
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 Pool = tuple[str, str, str]  # (size, region, zone)

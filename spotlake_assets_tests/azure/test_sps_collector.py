@@ -9,8 +9,8 @@ import pytest
 from spotlake_assets.azure.budget import BUDGET_KEY, EndpointBudget, InvalidRegistry
 from spotlake_assets.azure.collectors.sps import NO_BUDGET, RetryPolicy, checkpoint_key, collect_sps
 from spotlake_assets.azure.models import Endpoint, MalformedResponse, PermanentError, SpsRequest
-from spotlake_assets.lake.keys import sps_checkpoint_prefix
-from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.storage.keys import sps_checkpoint_prefix
+from spotlake_assets.storage.lake import LocalLake
 from spotlake_assets_tests.azure.fakes import LOGIN, ScriptedAzureApi
 
 PK = "2026-03-01-00:10"
@@ -77,6 +77,17 @@ def test_busy_endpoint_is_quarantined_and_the_request_moves_on(local_lake: Local
     assert len(calls_to_busy) == 2
     view = EndpointBudget(local_lake).view(ENDPOINTS, START)
     assert len(view.quarantined) == 2
+
+
+def test_sending_again_after_a_quarantine_neither_waits_nor_counts_as_a_retry(local_lake: LocalLake) -> None:
+    waits: list[float] = []
+    # Slots go to westus first (most left, then by name): both westus endpoints are busy, then the first
+    # eastus call throttles. Two quarantines and a throttle stay within the 3 attempts.
+    api = ScriptedAzureApi(busy=["westus"], throttle_first=3)
+    result = collect(api, local_lake, requests(1), waits)
+    assert [c[0].location for c in api.calls] == ["westus", "westus", "eastus", "eastus"]
+    assert not result.uncovered and result.throttle_retries == 1 and len(result.quarantined) == 2
+    assert waits == [2.5]  # only the throttled attempt waited
 
 
 def test_invalid_values_are_learned_persisted_and_dropped(local_lake: LocalLake) -> None:

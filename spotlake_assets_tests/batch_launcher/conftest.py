@@ -48,13 +48,16 @@ def launcher(instance: dg.DagsterInstance) -> BatchRunLauncher:
 
 
 def create_run(
-    instance: dg.DagsterInstance, job: dg.JobDefinition = jobs.tagged_job, tags: dict[str, str] | None = None
+    instance: dg.DagsterInstance,
+    job: dg.JobDefinition = jobs.tagged_job,
+    tags: dict[str, str] | None = None,
+    image: str | None = None,
 ) -> DagsterRun:
-    return instance.create_run_for_job(
-        job_def=job,
-        job_code_origin=dg.reconstructable(job).get_python_origin(),
-        tags=tags or {},
-    )
+    """A run of ``job``; ``image`` is what a code server started with DAGSTER_CONTAINER_IMAGE records."""
+    origin = dg.reconstructable(job).get_python_origin()
+    if image is not None:
+        origin = origin._replace(repository_origin=origin.repository_origin._replace(container_image=image))
+    return instance.create_run_for_job(job_def=job, job_code_origin=origin, tags=tags or {})
 
 
 def job_detail(job_id: str, status: str, **extra: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import deserialize_value
 
 from spotlake_assets.batch_launcher import JOB_ID_TAG, JOB_QUEUE_TAG, BatchLaunchError, BatchRunLauncher
-from spotlake_assets.batch_launcher.launcher import CONTAINER_OVERRIDES_LIMIT_BYTES
+from spotlake_assets.batch_launcher.launcher import ECS_OVERRIDES_LIMIT_CHARS
 from spotlake_assets.batch_launcher.sensors import stop_orphaned_batch_jobs
 from spotlake_assets_tests.batch_launcher import jobs
 from spotlake_assets_tests.batch_launcher.conftest import (
@@ -321,20 +321,25 @@ def test_debug_info_names_why_a_job_is_stuck(
     assert info == f"AWS Batch job {JOB_ID} is RUNNABLE: MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT."
 
 
-def test_oversized_overrides_are_compressed_then_refused(aws_env: None) -> None:
-    # ~24 KiB of environment leaves too little room for the plain command, enough for the compressed one.
-    with instance_for_test(overrides=launcher_overrides(env_vars=["PADDING=" + "p" * 24_000])) as instance:
+def test_overrides_are_held_to_the_ecs_limit_not_submitjobs(aws_env: None) -> None:
+    # Batch passes the overrides to ECS, which takes at most 8,192 characters: an override of ~10 KiB passes
+    # SubmitJob's 30 KiB check and then fails before starting. Compressed, the command fits again.
+    with instance_for_test(overrides=launcher_overrides(env_vars=["PADDING=" + "p" * 4_000])) as instance:
         launcher = instance.run_launcher
         assert isinstance(launcher, BatchRunLauncher)
         request = launch(instance, launcher)
         command = request["containerOverrides"]["command"]
         assert command[:4] == ["dagster", "api", "execute_run", "--compressed-input-json"]
-        assert len(json.dumps(request["containerOverrides"]).encode()) <= CONTAINER_OVERRIDES_LIMIT_BYTES
-    with instance_for_test(overrides=launcher_overrides(env_vars=["PADDING=" + "p" * 31_000])) as instance:
+        size = len(json.dumps(request["containerOverrides"], separators=(",", ":")))
+        assert size <= ECS_OVERRIDES_LIMIT_CHARS - 512
+    with instance_for_test(overrides=launcher_overrides(env_vars=["PADDING=" + "p" * 9_000])) as instance:
         launcher = instance.run_launcher
         assert isinstance(launcher, BatchRunLauncher)
         run = create_run(instance)
-        with Stubber(launcher.batch.boto3_client), pytest.raises(BatchLaunchError, match="SubmitJob limit"):
+        with (
+            Stubber(launcher.batch.boto3_client),
+            pytest.raises(BatchLaunchError, match="ECS takes at most 8192"),
+        ):
             instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
 
 

@@ -8,6 +8,7 @@ import importlib
 import json
 import re
 import shlex
+import subprocess
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -88,12 +89,82 @@ def test_the_image_runs_as_a_non_root_user() -> None:
     assert last_index < cmd_index
 
 
+def copy_paths(args: str) -> tuple[list[str], str]:
+    """(sources, destination) of a COPY, its --flags dropped."""
+    *sources, destination = [a for a in shlex.split(args) if not a.startswith("--")]
+    return sources, destination
+
+
 def test_every_copied_path_exists() -> None:
     for keyword, args in instructions():
         if keyword == "COPY" and not args.startswith("--from"):
-            *sources, _ = shlex.split(args)
+            sources, _ = copy_paths(args)
             for source in sources:
                 assert (REPO / source).exists(), source
+
+
+def test_the_dependency_layer_is_keyed_on_dependency_declarations_only() -> None:
+    # Anything copied before `pip install` invalidates the dependency layer when it changes: a README edit
+    # must not reinstall the stack.
+    steps = instructions()
+    deps = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "-c constraints.txt" in a)
+    copied = {s for k, a in steps[:deps] if k == "COPY" for s in copy_paths(a)[0]}
+    assert copied == {"pyproject.toml", "constraints.txt", "infra/image-requirements.txt"}
+
+
+def test_the_launchers_command_is_what_the_container_runs(aws_env: None) -> None:
+    # Batch replaces the image's CMD with the launcher's command; an ENTRYPOINT would be put in front of it.
+    entrypoints = [json.loads(a) for k, a in instructions() if k == "ENTRYPOINT"]
+    assert entrypoints in ([], [[]]), "an ENTRYPOINT would wrap the launcher's command"
+    with instance_for_test(overrides=launcher_overrides()) as instance:
+        launcher = instance.run_launcher
+        assert isinstance(launcher, BatchRunLauncher)
+        command = launcher.command_for_run(LaunchRunContext(dagster_run=create_run(instance), workspace=None))
+    argv = [*(entrypoints[0] if entrypoints else []), *command]
+    assert argv[:3] == ["dagster", "api", "execute_run"]
+    assert parse_cli(argv).command.name == "execute_run"
+
+
+HEALTHCHECK_SCRIPT = REPO / "scripts" / "healthcheck.sh"
+
+
+def healthcheck_probe(cmdline: list[str]) -> list[str]:
+    """The probe scripts/healthcheck.sh runs for a container whose PID 1 runs ``cmdline``."""
+    result = subprocess.run(
+        ["sh", str(HEALTHCHECK_SCRIPT), "--dry-run"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SPOTLAKE_HEALTHCHECK_CMDLINE": " ".join(["/usr/local/bin/python", *cmdline]),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return shlex.split(result.stdout.strip())
+
+
+def test_the_image_has_a_healthcheck_for_each_of_its_roles(
+    terraform: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (check,) = [a for k, a in instructions() if k == "HEALTHCHECK"]
+    probe = json.loads(check[check.index("CMD") + 3 :].strip())
+    copies = {copy_paths(a)[1]: copy_paths(a)[0][0] for k, a in instructions() if k == "COPY"}
+    assert copies[probe[0]] == "scripts/healthcheck.sh"
+
+    # The code server (the image's CMD) answers gRPC health on the port it serves.
+    code_server = healthcheck_probe(entry_command())
+    assert code_server == ["dagster", "api", "grpc-health-check", "--port", "4000"]
+    assert parse_cli(code_server).command.name == "grpc-health-check"
+    monkeypatch.setenv("DAGSTER_CODE_SERVER_HOST", "code.spotlake.internal")
+    commands = _terraform_commands(terraform)
+    webserver = healthcheck_probe(commands["webserver"])
+    assert webserver[-1] == "http://127.0.0.1:3000/server_info"
+    daemon = healthcheck_probe(commands["daemon"])
+    assert daemon == ["dagster-daemon", "liveness-check"]
+    assert parse_cli(daemon).command.name == "liveness-check"
+    # A run worker has no endpoint: Batch watches its process.
+    assert healthcheck_probe(["dagster", "api", "execute_run", "{}"]) == ["true"]
 
 
 def test_the_entry_command_serves_a_module_that_holds_the_definitions() -> None:
@@ -140,7 +211,7 @@ def test_the_control_plane_commands_parse_and_use_the_image_workspace(
     commands = _terraform_commands(terraform)
     assert set(commands) == {"webserver", "daemon"}
     # Image destination -> repository source of every COPY.
-    copied = {shlex.split(a)[-1]: shlex.split(a)[0] for k, a in instructions() if k == "COPY"}
+    copied = {copy_paths(a)[1]: copy_paths(a)[0][0] for k, a in instructions() if k == "COPY"}
     for command in commands.values():
         image_path = command[command.index("--workspace") + 1]
         assert copied.get(image_path) == "infra/workspace.yaml", (

@@ -97,10 +97,31 @@ def test_unknown_flags_and_missing_region_are_refused() -> None:
     assert missing.returncode == 2 and "--region" in missing.stderr
 
 
-def test_build_pushes_an_immutable_linux_amd64_image() -> None:
+def test_build_pushes_an_immutable_multi_arch_image() -> None:
     result = run_script("build_and_push.sh", "--region", "us-west-2", "--tag", "abc123", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "--image-tag-mutability IMMUTABLE" in result.stdout
     image = "123456789012.dkr.ecr.us-west-2.amazonaws.com/spotlake-assets:abc123"
-    assert f"docker build --platform linux/amd64 --tag {image} ." in result.stdout
-    assert "docker push" in result.stdout
+    lines = [shlex.split(line) for line in result.stdout.splitlines() if line.strip()]
+    builds = [words for words in lines if words[:3] == ["docker", "buildx", "build"]]
+    assert len(builds) == 1, result.stdout
+    build = builds[0]
+    # One manifest list for x86 and Graviton hosts, pushed by buildx itself.
+    assert build[build.index("--platform") + 1].split(",") == ["linux/amd64", "linux/arm64"]
+    assert build[build.index("--tag") + 1] == image
+    assert "--push" in build and build[-1] == "."
+    login = next(i for i, words in enumerate(lines) if "docker" in words and "login" in words)
+    assert login < lines.index(build), "log in to ECR before buildx pushes"
+    assert not any(words[:2] in (["docker", "build"], ["docker", "push"]) for words in lines)
+
+
+def test_deploy_generates_the_database_password_outside_the_command_line() -> None:
+    result = run_script("deploy_infra.sh", *DEPLOY_ARGS)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    generate = next(i for i, line in enumerate(lines) if "get-random-password" in line)
+    plan = next(i for i, line in enumerate(lines) if line.startswith("terraform") and " plan " in line)
+    assert generate < plan
+    assert lines[generate].startswith("export TF_VAR_db_password=")
+    assert "--exclude-punctuation" in lines[generate]
+    assert not any("db_password=" in line for line in lines if line.startswith("terraform"))

@@ -136,8 +136,24 @@ def test_the_compute_environment_is_managed_spot(terraform: dict[str, list[dict[
     assert resolve(terraform, compute["type"]) == "SPOT"
     assert resolve(terraform, compute["allocation_strategy"]) == "SPOT_PRICE_CAPACITY_OPTIMIZED"
     assert resolve(terraform, compute["min_vcpus"]) == 0  # scales to zero between runs
-    for parameter in ("instance_type", "max_vcpus", "desired_vcpus"):
+    for parameter in ("max_vcpus", "desired_vcpus"):
         assert str(compute[parameter]).startswith("${var."), f"{parameter} must be a variable"
+    # Instance families follow the architecture variable unless given (resolved in the plan tests).
+    assert compute["instance_type"] == "${local.run_worker_instance_types}"
+
+
+def test_the_compute_environment_can_be_replaced_and_updated(
+    terraform: dict[str, list[dict[str, Any]]],
+) -> None:
+    environment = resources(terraform, "aws_batch_compute_environment")["spot"]
+    # Batch's service-linked role is the one that allows in-place infrastructure updates.
+    assert "service_role" not in environment
+    assert resources(terraform, "aws_iam_role").get("batch_service") is None
+    # A replacement is created first (a prefix, not a fixed name), then the queue moves, then the old goes.
+    assert "compute_environment_name" not in environment
+    assert environment["compute_environment_name_prefix"] == "${local.name}-runs-"
+    assert environment["lifecycle"][0]["create_before_destroy"] is True
+    assert environment["depends_on"] == ["${aws_iam_role_policy_attachment.batch_instance}"]
 
 
 def test_the_queue_uses_the_spot_environment(terraform: dict[str, list[dict[str, Any]]]) -> None:
@@ -200,7 +216,8 @@ def test_the_run_worker_role_is_scoped(terraform: dict[str, list[dict[str, Any]]
     statements = {
         s.get("sid"): s for s in _statements(data_sources(terraform, "aws_iam_policy_document")["run_worker"])
     }
-    assert statements["WriteLake"]["actions"] == ["s3:PutObject", "s3:AbortMultipartUpload"]
+    assert statements["WriteLake"]["actions"] == ["s3:PutObject"]
+    assert statements["DeleteDamagedState"]["resources"] == "${local.lake_delete_objects}"
     assert statements["WriteLake"]["resources"] == "${local.lake_write_objects}"
     assert statements["TimestreamWriteNamedTables"]["resources"] == "${local.timestream_tables}"
     assert statements["AzureAuthItem"]["actions"] == ["dynamodb:GetItem"]
@@ -223,7 +240,10 @@ def test_nothing_faces_the_internet(terraform: dict[str, list[dict[str, Any]]]) 
 def test_the_database_password_never_reaches_the_state(terraform: dict[str, list[dict[str, Any]]]) -> None:
     database = resources(terraform, "aws_db_instance")["dagster"]
     assert "password" not in database
-    assert database["password_wo"] == "${ephemeral.random_password.db.result}"
+    assert database["password_wo"] == "${var.db_password}"
     version = resources(terraform, "aws_secretsmanager_secret_version")["db_password"]
     assert "secret_string" not in version
-    assert version["secret_string_wo"] == "${ephemeral.random_password.db.result}"
+    assert version["secret_string_wo"] == "${var.db_password}"
+    # Ephemeral: Terraform refuses to write the value to the state or a plan file.
+    variable = next(block["db_password"] for block in terraform["variable"] if "db_password" in block)
+    assert variable["ephemeral"] is True and variable["sensitive"] is True

@@ -18,12 +18,13 @@ import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
 
-from spotlake_assets.core.windows import window_start
-from spotlake_assets.lake import keys
-from spotlake_assets.lake.frames import read_frame
-from spotlake_assets.lake.resources import LocalLake
+from spotlake_assets.domain.windows import window_start
 from spotlake_assets.query.cli import main
+from spotlake_assets.query.engine import render
 from spotlake_assets.query.lake import LakeLocationError, default_location
+from spotlake_assets.storage import keys
+from spotlake_assets.storage.frames import read_frame
+from spotlake_assets.storage.lake import LocalLake
 from spotlake_assets_tests.sinks.support import DAY, WINDOW_ASSETS, WINDOWS, build_day, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,6 +227,63 @@ def test_series_errors_are_readable(lake: LocalLake, pool: dict[str, Any], capsy
     with pytest.raises(SystemExit):
         main(["query", "series", "--lake", lake.root, "--instance-type", "m5.large", "--start", "yesterday"])
     assert "is not a date or time" in capsys.readouterr().err
+
+
+# --- snapshot -----------------------------------------------------------------------------------------------
+
+
+def published(lake: LocalLake, window: str) -> list[dict[str, Any]]:
+    """A window's merged snapshot as the command prints it in JSON."""
+    merged = read_frame(lake, keys.merged_key("aws", window))
+    return list(json.loads(render(merged, "json")))
+
+
+@pytest.mark.parametrize(
+    ("at", "window"), [("2026-03-01T00:00", WINDOWS[0]), ("2026-03-01T00:25", WINDOWS[2])]
+)
+def test_a_snapshot_rebuilds_the_merged_snapshot_of_its_window(
+    lake: LocalLake, at: str, window: str, capsys: Any
+) -> None:
+    code, out, err = query(
+        capsys, "snapshot", "--lake", lake.root, "--at", at, "--format", "json", "--limit", "0"
+    )
+    assert code == 0 and "aws history 2026-03-01 00:00:00 … " in err
+    assert as_json(out) == published(lake, window)
+
+
+def test_every_window_and_the_uncompacted_history_rebuild_the_same(
+    lake: LocalLake, tmp_path: Path, capsys: Any
+) -> None:
+    copy = LocalLake(root=str(tmp_path / "lake"))
+    for key in lake.list_keys(""):
+        if not key.startswith("history_daily/"):
+            copy.write_bytes(key, lake.read_bytes(key))
+    for window in WINDOWS:
+        at = window_start(window).isoformat()
+        for source in (lake, copy):
+            code, out, _ = query(
+                capsys,
+                "snapshot",
+                "--lake",
+                source.root,
+                "--at",
+                at,
+                "--format",
+                "json",
+                "--limit",
+                "0",
+                "-q",
+            )
+            assert code == 0 and as_json(out) == published(lake, window), (window, source.root)
+
+
+def test_a_snapshot_before_the_history_is_exit_1(lake: LocalLake, capsys: Any) -> None:
+    code, out, err = query(capsys, "snapshot", "--lake", lake.root, "--at", "2026-02-28T23:55")
+    assert code == 1 and out == ""
+    assert "no aws history at or before 2026-02-28 23:50:00 (history holds 2026-03-01 … 2026-03-01)" in err
+    with pytest.raises(SystemExit):
+        main(["query", "snapshot", "--lake", lake.root])
+    assert "--at" in capsys.readouterr().err
 
 
 def test_uncompacted_windows_answer_the_same(

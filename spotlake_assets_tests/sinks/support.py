@@ -20,9 +20,9 @@ import pytest
 from spotlake_assets.aws.assets import aws_assets
 from spotlake_assets.aws.credentials import AwsCredentialPool
 from spotlake_assets.aws.simulation import SimulatedAwsApi
-from spotlake_assets.lake.resources import LocalLake
 from spotlake_assets.sinks.records import RecordSet
 from spotlake_assets.sinks.timestream import LocalTimestream, TimestreamSink, WriteReport
+from spotlake_assets.storage.lake import LocalLake
 
 DAY = "2026-03-01"
 WINDOWS = [f"2026-03-01-00:{m:02d}" for m in range(0, 60, 10)]

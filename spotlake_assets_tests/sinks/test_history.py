@@ -18,10 +18,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from spotlake_assets.aws.constants import KEY_COLUMNS
-from spotlake_assets.lake import keys
-from spotlake_assets.lake.errors import PreconditionFailed
-from spotlake_assets.lake.frames import frame_to_parquet
-from spotlake_assets.lake.resources import LakeResource, LocalLake, S3Lake, StoredObject
 from spotlake_assets.sinks.history import (
     EmptyDay,
     HistoryConflict,
@@ -36,6 +32,10 @@ from spotlake_assets.sinks.history import (
     read_manifest_for_update,
     write_window_history,
 )
+from spotlake_assets.storage import keys
+from spotlake_assets.storage.errors import PreconditionFailed
+from spotlake_assets.storage.frames import frame_to_parquet
+from spotlake_assets.storage.lake import LakeResource, LocalLake, S3Lake, StoredObject
 
 DAY = "2026-03-01"
 

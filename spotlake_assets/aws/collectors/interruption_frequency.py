@@ -24,11 +24,11 @@ import pandas as pd
 from spotlake_assets.aws.collectors.result import RegionalCollection
 from spotlake_assets.aws.constants import IF_BUCKETS, IF_COLUMNS
 from spotlake_assets.aws.resources import AwsApi
-from spotlake_assets.core.validation import normalise_name
+from spotlake_assets.domain.validation import normalise_name
 
 log = logging.getLogger(__name__)
 
-# The advisor's name for Linux/UNIX; Windows rows are not collected (DESIGN §2).
+# The advisor's name for Linux/UNIX; Windows rows are not collected (docs/data-contracts.md#aws-columns).
 _LINUX = "Linux"
 _CALL = "spot advisor document"
 

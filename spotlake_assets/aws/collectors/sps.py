@@ -29,10 +29,10 @@ from spotlake_assets.aws.constants import KEY_COLUMNS, PROVIDER, SPS_COLUMNS
 from spotlake_assets.aws.credentials import CredentialLedger, CredentialPoolExhausted
 from spotlake_assets.aws.models import ConfigLimitExceeded, Credential, SpsQuery, SpsScore, Throttled
 from spotlake_assets.aws.resources import SPS_SCORE_RANGE, AwsApi
-from spotlake_assets.lake.errors import PreconditionFailed
-from spotlake_assets.lake.frames import read_checkpoint, read_frame, write_frame
-from spotlake_assets.lake.keys import sps_checkpoint_key
-from spotlake_assets.lake.resources import LakeResource
+from spotlake_assets.storage.errors import PreconditionFailed
+from spotlake_assets.storage.frames import read_checkpoint, read_frame, write_frame
+from spotlake_assets.storage.keys import sps_checkpoint_key
+from spotlake_assets.storage.lake import LakeResource
 
 log = logging.getLogger(__name__)
 

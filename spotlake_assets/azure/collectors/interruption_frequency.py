@@ -1,7 +1,8 @@
-"""Azure interruption frequency: Resource Graph `spotresources` eviction rates → one IF score per
-(tier, size, region), buckets per DESIGN §2 (0-5 → 3.0 … 20+ → 1.0). SKU names keep Azure's spelling, which
-is sometimes lower case (``standard_nc24ads_a100_v4``): the tier is recognised case-insensitively here and the
-size is matched case-insensitively by the merge, which publishes the price list's / SPS's spelling."""
+"""Azure interruption frequency: Resource Graph `spotresources` eviction rates → one IF score per (tier, size,
+region), buckets per docs/data-contracts.md#azure-columns (0-5 → 3.0 … 20+ → 1.0). SKU names keep Azure's
+spelling, which is sometimes lower case (``standard_nc24ads_a100_v4``): the tier is recognised case-
+insensitively here and the size is matched case-insensitively by the merge, which publishes the price list's /
+SPS's spelling."""
 
 from __future__ import annotations
 

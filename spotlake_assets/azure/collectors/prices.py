@@ -1,5 +1,5 @@
 """Azure prices: Retail Prices API items → one row per (tier, size, region) with the Linux Spot price and its
-on-demand twin (DESIGN §2 "Price").
+on-demand twin (docs/data-contracts.md#azure-columns).
 
 Prices keep the precision the API returns (SpotLake does too): no rounding, so a Spot price of 0.002508
 stays 0.002508.

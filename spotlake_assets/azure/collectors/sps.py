@@ -4,7 +4,8 @@ Each call first takes a slot from the persisted budget (`EndpointBudget`), so no
 makes 10 calls in 62 minutes, whatever runs in parallel. Per request:
 
 - "maximum number of requests" → quarantine that endpoint, retry on another;
-- 429 with Retry-After, timeouts and 5xx → bounded retries (each one a new slot), waiting as told;
+- 429 with Retry-After, timeouts and 5xx → bounded retries with tenacity (each one a new slot), waiting as
+  told (capped);
 - unknown locations or SKUs named in the error → learned (persisted), removed, the rest retried;
 - any other 4xx (`PermanentError`) or an answer breaking the contract (`MalformedResponse`: an unknown score
   or zone label…) → the asset fails at once, naming the cause; nothing of that batch is checkpointed and the
@@ -37,6 +38,7 @@ from itertools import groupby
 
 import numpy as np
 import pandas as pd
+import tenacity
 
 from spotlake_assets.azure.budget import EndpointBudget, InvalidRegistry
 from spotlake_assets.azure.collectors.prices import split_sku
@@ -57,16 +59,21 @@ from spotlake_assets.azure.models import (
     checked_placement_score,
 )
 from spotlake_assets.azure.resources import AzureApi
-from spotlake_assets.lake.errors import PreconditionFailed
-from spotlake_assets.lake.frames import read_checkpoint, write_frame
-from spotlake_assets.lake.keys import sps_checkpoint_key
-from spotlake_assets.lake.resources import LakeResource
+from spotlake_assets.storage.errors import PreconditionFailed
+from spotlake_assets.storage.frames import read_checkpoint, write_frame
+from spotlake_assets.storage.keys import sps_checkpoint_key
+from spotlake_assets.storage.lake import LakeResource
 
 log = logging.getLogger(__name__)
 
 NO_BUDGET = "no (subscription, location) has SPS budget left"
 STOPPED = "not sent: another batch failed with a permanent error"
 _KEY = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone"]
+
+
+class _SendAgain(Exception):
+    """The request goes out again at once: its endpoint was quarantined, or it named invalid values that
+    are now left out. Not a failure, so it does not count towards `RetryPolicy.attempts`."""
 
 
 @dataclass(frozen=True)
@@ -240,66 +247,98 @@ class _Collector:
     def _request(
         self, request: SpsRequest, reserved: list[Endpoint], result: _BatchResult
     ) -> list[PlacementScore]:
-        retries = 0
-        while True:
-            regions = self._filtered(request.regions, self.invalid_regions)
-            sizes = self._filtered(request.sizes, self.invalid_sizes)
-            if not regions or not sizes:
-                return []  # every value was rejected as invalid: nothing left to score
-            if self.stopped.is_set():
-                result.uncovered[request.request_id] = STOPPED
-                return []
-            endpoint = self._slot(reserved)
-            if endpoint is None:
-                result.uncovered[request.request_id] = NO_BUDGET
-                return []
-            result.calls += 1
+        """One request, retried with tenacity: throttling (waiting its Retry-After) and transient errors
+        (exponential back-off) count towards ``policy.attempts``, every wait capped at ``policy.max_wait_s``;
+        a quarantined endpoint or learned invalid values send the request again at once, uncounted. Every
+        attempt takes a new budget slot. Permanent errors and malformed answers are not retried."""
+        failures = 0  # throttled or transient answers so far: the bounded retries
+
+        def attempt() -> list[PlacementScore]:
+            nonlocal failures
             try:
-                answer = self.api.spot_placement_scores(
-                    self.login, endpoint, regions, sizes, self.desired_count, self.window_start
-                )
-                # Whatever implementation answered, nothing unvalidated becomes a row or a checkpoint.
-                call = f"SPS {endpoint.label} request {request.request_id}"
-                return [
-                    checked_placement_score(
-                        s.sku, s.region, s.availability_zone, s.score, call=call, row=f"placementScores[{i}]"
-                    )
-                    for i, s in enumerate(answer)
-                ]
-            except MaxRequestsReached as exc:
-                log.info("quarantining %s: %s", endpoint.label, exc)
-                with self._lock:
-                    self.quarantined.add(endpoint.label)
-                self.budget.quarantine(endpoint, self.now())
-            except InvalidRequestValues as exc:
-                if not (set(exc.regions) & set(regions) or set(exc.sizes) & set(sizes)):
-                    result.uncovered[request.request_id] = f"rejected without naming a value it holds: {exc}"
-                    return []
-                log.info(
-                    "request %s: learned invalid regions %s sizes %s",
-                    request.request_id,
-                    exc.regions,
-                    exc.sizes,
-                )
-                self._learn(exc)
-            except (Throttled, TransientError) as exc:
-                retries += 1
-                if isinstance(exc, Throttled):
-                    result.throttles += 1
-                    wait = exc.retry_after_s
-                else:
-                    result.transients += 1
-                    wait = self.policy.backoff_s * 2 ** (retries - 1)
-                if retries >= self.policy.attempts:
-                    result.uncovered[request.request_id] = f"gave up after {retries} attempts: {exc}"
-                    return []
-                self.sleep(min(wait, self.policy.max_wait_s))
-            except (AuthenticationFailed, PermanentError, MalformedResponse):
-                raise  # asking again gets the same answer: fail the asset, naming the cause
-            except AzureApiError as exc:
-                # Not classified as permanent or transient: this request is an explicit gap, not a retry.
-                result.uncovered[request.request_id] = str(exc)
+                return self._attempt(request, reserved, result)
+            except Throttled:
+                failures += 1
+                result.throttles += 1
+                raise
+            except TransientError:
+                failures += 1
+                result.transients += 1
+                raise
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(exc, Throttled):
+                return min(exc.retry_after_s, self.policy.max_wait_s)
+            if isinstance(exc, TransientError):
+                return min(self.policy.backoff_s * float(2 ** (failures - 1)), self.policy.max_wait_s)
+            return 0.0  # another endpoint, or the request without what it learned is invalid: at once
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type((Throttled, TransientError, _SendAgain)),
+            stop=lambda _: failures >= self.policy.attempts,
+            wait=wait,
+            sleep=lambda seconds: self.sleep(seconds) if seconds > 0 else None,
+            reraise=True,
+        )
+        try:
+            scores: list[PlacementScore] = retrying(attempt)
+        except (Throttled, TransientError) as exc:
+            result.uncovered[request.request_id] = f"gave up after {failures} attempts: {exc}"
+            return []
+        return scores
+
+    def _attempt(
+        self, request: SpsRequest, reserved: list[Endpoint], result: _BatchResult
+    ) -> list[PlacementScore]:
+        """One call on a fresh slot. Returns the validated scores, or [] with the request named in
+        ``result.uncovered`` when it cannot be collected; raises `_SendAgain` after quarantining the endpoint
+        or learning invalid values, `Throttled` / `TransientError` to be retried, anything else to fail."""
+        regions = self._filtered(request.regions, self.invalid_regions)
+        sizes = self._filtered(request.sizes, self.invalid_sizes)
+        if not regions or not sizes:
+            return []  # every value was rejected as invalid: nothing left to score
+        if self.stopped.is_set():
+            result.uncovered[request.request_id] = STOPPED
+            return []
+        endpoint = self._slot(reserved)
+        if endpoint is None:
+            result.uncovered[request.request_id] = NO_BUDGET
+            return []
+        result.calls += 1
+        try:
+            answer = self.api.spot_placement_scores(
+                self.login, endpoint, regions, sizes, self.desired_count, self.window_start
+            )
+        except MaxRequestsReached as exc:
+            log.info("quarantining %s: %s", endpoint.label, exc)
+            with self._lock:
+                self.quarantined.add(endpoint.label)
+            self.budget.quarantine(endpoint, self.now())
+            raise _SendAgain() from exc
+        except InvalidRequestValues as exc:
+            if not (set(exc.regions) & set(regions) or set(exc.sizes) & set(sizes)):
+                result.uncovered[request.request_id] = f"rejected without naming a value it holds: {exc}"
                 return []
+            log.info(
+                "request %s: learned invalid regions %s sizes %s", request.request_id, exc.regions, exc.sizes
+            )
+            self._learn(exc)
+            raise _SendAgain() from exc
+        except (Throttled, TransientError, AuthenticationFailed, PermanentError, MalformedResponse):
+            raise  # retried by `_request`, or (asking again gets the same answer) fails the asset
+        except AzureApiError as exc:
+            # Not classified as permanent or transient: this request is an explicit gap, not a retry.
+            result.uncovered[request.request_id] = str(exc)
+            return []
+        # Whatever implementation answered, nothing unvalidated becomes a row or a checkpoint.
+        call = f"SPS {endpoint.label} request {request.request_id}"
+        return [
+            checked_placement_score(
+                s.sku, s.region, s.availability_zone, s.score, call=call, row=f"placementScores[{i}]"
+            )
+            for i, s in enumerate(answer)
+        ]
 
     def batch(self, requests: Sequence[SpsRequest]) -> _BatchResult:
         key = checkpoint_key(self.partition_key, self.desired_count, requests)

@@ -1,1 +1,0 @@
-"""Provider-independent pieces: windows, partitions, run metrics, the shared merge/delta factory."""

@@ -1,1 +1,0 @@
-"""The lake: SpotLake's object-key layout on a local directory or an S3 bucket, Parquet only."""

@@ -1,0 +1,3 @@
+"""The Dagster layer shared by providers: the merge → delta → sinks factory, reporting and checks,
+partitions, automation (schedules, lake sensor), freshness, alerts, run health and monitoring.
+Imports only downward: sinks, storage, domain."""

@@ -1,0 +1,46 @@
+"""Terraform itself, offline: `validate` and the mock-provider plan suite in infra/tests/ (`terraform test`).
+
+The AWS provider comes from a local filesystem mirror (conftest.terraform_workdir); without terraform or the
+mirror these tests skip with the reason shown. The suite plans the whole stack with production-like
+variables and asserts Spot capacity, the job definition, the database and least-privilege policies.
+"""
+
+from __future__ import annotations
+
+import re
+
+from spotlake_assets_tests.infra.conftest import (
+    INFRA,
+    TF_TESTS,
+    TerraformWorkdir,
+    terraform_test,
+)
+
+
+def test_the_provider_constraint_admits_the_mirrored_provider(terraform_workdir: TerraformWorkdir) -> None:
+    lock = (terraform_workdir.root / ".terraform.lock.hcl").read_text()
+    assert 'provider "registry.terraform.io/hashicorp/aws"' in lock
+    # Only providers the mirror holds: anything else (hashicorp/random) would need the registry.
+    assert re.findall(r'provider "([^"]+)"', lock) == ["registry.terraform.io/hashicorp/aws"]
+
+
+def test_terraform_validate(terraform_workdir: TerraformWorkdir) -> None:
+    result = terraform_workdir.run("validate", "-no-color")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+def test_the_mock_provider_plan_suite_passes(terraform_workdir: TerraformWorkdir) -> None:
+    suites = sorted(p.relative_to(INFRA).as_posix() for p in TF_TESTS.glob("*.tftest.hcl"))
+    assert suites == ["tests/plan.tftest.hcl"]
+    result = terraform_test(terraform_workdir, *suites)
+    failed = {name: status for name, status in result.runs.items() if status != "pass"}
+    assert result.returncode == 0 and not failed, "\n".join([str(failed), *result.diagnostics])
+    # Every run block ran: a suite that silently ran nothing would also "pass".
+    assert set(result.runs) >= {
+        "production_plan",
+        "graviton_run_workers",
+        "mixed_architectures_are_refused",
+        "fractional_default_vcpu_is_refused",
+        "on_demand_fallback",
+    }
+    assert result.summary.get("status") == "pass"
