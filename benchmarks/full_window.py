@@ -12,8 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from spotlake_assets.aws.assets import aws_assets
 from spotlake_assets.aws.credentials import AwsCredentialPool
+from spotlake_assets.aws.definitions import aws_assets
 from spotlake_assets.aws.simulation import SimulatedAwsApi
 from spotlake_assets.orchestration.metrics import peak_rss_mib
 from spotlake_assets.sinks.timestream import LocalTimestream
@@ -59,7 +59,7 @@ def main() -> None:
                 resources=resources,
             )
             rows = next(
-                e.event_specific_data.materialization.metadata["rows"].value  # type: ignore[union-attr]
+                e.materialization.metadata["rows"].value
                 for e in result.get_asset_materialization_events()
                 if e.asset_key == dg.AssetKey(["aws", "merged"])
             )

@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from spotlake_assets.aws.constants import FEATURE_COLUMNS, KEY_COLUMNS
-from spotlake_assets.aws.merge import MergeResult, merge_snapshot, merge_snapshot_with_report
+from spotlake_assets.aws.merge import DROPPED_UNKNOWN_AZ, AwsMergeDetail, merge_snapshot
 from spotlake_assets.domain.delta import compute_delta
+from spotlake_assets.domain.merge import MergeResult
 from spotlake_assets.orchestration.metrics import (
     current_rss_mib,
     peak_rss_mib,
@@ -146,7 +147,7 @@ def build(
         time=WINDOW_START - timedelta(minutes=10),
         previous=None,
         capacity=CAPACITY,
-    )
+    ).frame
 
     n_changed, n_moved = int(rows * 0.05), int(rows * 0.005)
     picked = rng.permutation(len(pools))
@@ -238,14 +239,14 @@ def main() -> None:
     sectioned = start_rss_section()
 
     merge_wall, delta_wall, total_wall, total_cpu = [], [], [], []
-    result: MergeResult | None = None
+    result: MergeResult[AwsMergeDetail] | None = None
     delta = pd.DataFrame()
     for _ in range(args.repeat):
         # Drop the previous repetition's outputs first: a real run holds one window's frames, not two.
         result, delta = None, pd.DataFrame()
         gc.collect()
         started, cpu_started = time.perf_counter(), time.process_time()
-        result = merge_snapshot_with_report(
+        result = merge_snapshot(
             **curr_inputs,
             zone_regions=catalogue.zone_regions,
             time=WINDOW_START,
@@ -264,7 +265,7 @@ def main() -> None:
     rows = len(result.frame)
     median = statistics.median(total_wall)
     ceased = int(delta["Ceased"].sum())
-    print(f"merged rows: {rows} (unknown-AZ price rows dropped: {result.unknown_az_price_rows})")
+    print(f"merged rows: {rows} (unknown-AZ price rows dropped: {result.dropped[DROPPED_UNKNOWN_AZ]})")
     print(f"delta rows: {len(delta)} (new or changed {len(delta) - ceased}, ceased {ceased})")
     print(
         f"median wall over {args.repeat} runs: merge+ladder {statistics.median(merge_wall):.4f} s, "

@@ -15,7 +15,8 @@ locals {
 }
 
 data "aws_iam_policy_document" "assume" {
-  for_each = toset(["ec2", "ecs-tasks"])
+  # events: EventBridge posting alerts to Slack (alerts.tf).
+  for_each = toset(["ec2", "ecs-tasks", "events"])
 
   statement {
     actions = ["sts:AssumeRole"]

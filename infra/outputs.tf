@@ -32,3 +32,26 @@ output "database_password_secret" {
   description = "Secrets Manager secret with the database password."
   value       = aws_secretsmanager_secret.db_password.arn
 }
+
+output "lake_bucket" {
+  description = "The lake bucket (SPOTLAKE_BUCKET); managed here when manage_lake_bucket."
+  value       = var.lake_bucket_name
+}
+
+output "silent_ticks_alarm" {
+  description = "CloudWatch alarm: no run worker has logged for silent_tick_alarm_minutes (posted to Slack with a webhook secret)."
+  value       = aws_cloudwatch_metric_alarm.silent_ticks.alarm_name
+}
+
+output "alert_rules" {
+  description = "EventBridge rules posting to Slack (empty without slack_webhook_secret_arn)."
+  value       = [for rule in aws_cloudwatch_event_rule.alerts : rule.name]
+}
+
+output "vpc_endpoints" {
+  description = "VPC endpoints created here, by service."
+  value = merge(
+    { for service, endpoint in aws_vpc_endpoint.interface : service => endpoint.id },
+    { for endpoint in aws_vpc_endpoint.s3 : "s3" => endpoint.id },
+  )
+}

@@ -66,7 +66,7 @@ variable "control_plane_security_group_ids" {
 }
 
 variable "lake_bucket_name" {
-  description = "Existing S3 bucket of the lake (SPOTLAKE_BUCKET); compute logs go under dagster/compute-logs/."
+  description = "S3 bucket of the lake (SPOTLAKE_BUCKET); compute logs go under dagster/compute-logs/. Created and configured here when manage_lake_bucket (import an existing one first: README.md), only referenced otherwise."
   type        = string
 }
 
@@ -347,4 +347,108 @@ variable "tags" {
   description = "Extra tags on every resource."
   type        = map(string)
   default     = {}
+}
+
+# --- The lake bucket (lake_bucket.tf) ---------------------------------------------------------------------
+
+variable "manage_lake_bucket" {
+  description = "Manage the lake bucket here (versioning, encryption, public access block, ownership, lifecycle). An existing bucket is imported first (README.md); false leaves it entirely to its owner."
+  type        = bool
+  default     = true
+}
+
+variable "lake_bucket_sse_algorithm" {
+  description = "Default encryption of the lake: AES256 (SSE-S3), or aws:kms with the AWS managed key aws/s3 and an S3 Bucket Key. Neither needs a KMS grant in any role (README.md)."
+  type        = string
+  default     = "AES256"
+
+  validation {
+    condition     = contains(["AES256", "aws:kms"], var.lake_bucket_sse_algorithm)
+    error_message = "lake_bucket_sse_algorithm must be AES256 or aws:kms."
+  }
+}
+
+variable "lake_checkpoint_prefixes" {
+  description = "Prefixes of the SPS checkpoints (state/<provider>/sps_checkpoints/), which expire after lake_checkpoint_expiration_days. spotlake_assets_tests/infra/test_operations.py checks them against the key layout."
+  type        = list(string)
+  default     = ["state/aws/sps_checkpoints/", "state/azure/sps_checkpoints/"]
+
+  validation {
+    condition     = alltrue([for p in var.lake_checkpoint_prefixes : can(regex("^state/[a-z0-9_]+/sps_checkpoints/$", p))])
+    error_message = "lake_checkpoint_prefixes must be state/<provider>/sps_checkpoints/ prefixes: nothing else in the lake may expire."
+  }
+}
+
+variable "lake_checkpoint_expiration_days" {
+  description = "Days an SPS checkpoint is kept: it only serves a retry of its own window's collection."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.lake_checkpoint_expiration_days >= 2 && floor(var.lake_checkpoint_expiration_days) == var.lake_checkpoint_expiration_days
+    error_message = "lake_checkpoint_expiration_days must be a whole number of at least 2 (a retried run may resume the next day)."
+  }
+}
+
+variable "lake_noncurrent_version_expiration_days" {
+  description = "Days an overwritten or deleted object version is kept (latest_data/ is rewritten every window, so this bounds the versioning cost)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.lake_noncurrent_version_expiration_days >= 1 && floor(var.lake_noncurrent_version_expiration_days) == var.lake_noncurrent_version_expiration_days
+    error_message = "lake_noncurrent_version_expiration_days must be a whole number of days, at least 1."
+  }
+}
+
+variable "lake_abort_incomplete_multipart_days" {
+  description = "Days after which S3 aborts (and stops billing) an unfinished multipart upload."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.lake_abort_incomplete_multipart_days >= 1 && floor(var.lake_abort_incomplete_multipart_days) == var.lake_abort_incomplete_multipart_days
+    error_message = "lake_abort_incomplete_multipart_days must be a whole number of days, at least 1."
+  }
+}
+
+# --- VPC endpoints (endpoints.tf) -------------------------------------------------------------------------
+
+variable "s3_gateway_endpoint" {
+  description = "Create an S3 gateway endpoint on the private subnets' route tables (free; carries the lake traffic and the ECR image layers, which ECR serves from S3, past the NAT). False when the VPC already has one on those route tables."
+  type        = bool
+  default     = true
+}
+
+variable "private_route_table_ids" {
+  description = "Route tables of the private subnets for the S3 gateway endpoint; null looks up each subnet's explicitly associated table (pass them when a subnet uses the VPC's main route table implicitly)."
+  type        = list(string)
+  default     = null
+}
+
+variable "interface_endpoints" {
+  description = "Services given an interface endpoint with private DNS in the private subnets (about 7.30 USD per month per AZ each, plus 0.01 USD/GB): [] for none. The VPC needs DNS support and hostnames, and must not already have private-DNS endpoints for these services."
+  type        = list(string)
+  default     = ["ecr.api", "ecr.dkr", "logs"]
+
+  validation {
+    condition = alltrue([
+      for s in var.interface_endpoints :
+      contains(["ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts", "batch", "ecs", "ecs-agent", "ecs-telemetry", "kms", "monitoring", "ssmmessages"], s)
+    ])
+    error_message = "interface_endpoints may name ecr.api, ecr.dkr, logs, secretsmanager, sts, batch, ecs, ecs-agent, ecs-telemetry, kms, monitoring, ssmmessages."
+  }
+}
+
+# --- Operations outside Dagster (alerts.tf) ---------------------------------------------------------------
+
+variable "silent_tick_alarm_minutes" {
+  description = "Alarm when no run worker has written a log line for this long (a tick runs every 10 minutes): the daemon, the code server or Batch has stopped launching runs."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.silent_tick_alarm_minutes >= 20 && var.silent_tick_alarm_minutes % 10 == 0
+    error_message = "silent_tick_alarm_minutes must be a multiple of 10 (the alarm's period), at least 20."
+  }
 }

@@ -125,6 +125,15 @@ if $destroy; then
   # RDS refuses deletion while protected: lift the protection on the database alone, then destroy.
   run terraform -chdir="$infra_dir" apply -input=false "${approve[@]}" \
     -target=aws_db_instance.dagster "${tf_vars[@]}" -var "db_deletion_protection=false"
+  # The lake outlives the stack (its resources are prevent_destroy): forget them, keep the bucket and its data.
+  if $dry_run; then
+    printf 'terraform -chdir=%q state rm <the lake bucket resources>\n' "$infra_dir"
+  else
+    mapfile -t lake_resources < <(terraform -chdir="$infra_dir" state list | grep -E '^aws_s3_bucket[a-z_]*\.lake(\[|$)' || true)
+    if ((${#lake_resources[@]})); then
+      terraform -chdir="$infra_dir" state rm "${lake_resources[@]}"
+    fi
+  fi
   run terraform -chdir="$infra_dir" destroy -input=false "${approve[@]}" "${tf_vars[@]}" \
     -var "db_deletion_protection=false"
   exit 0

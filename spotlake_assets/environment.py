@@ -16,8 +16,8 @@ Every `SPOTLAKE_*` variable is parsed once, by `spotlake_assets.settings.load_se
 cannot be used fails with an `InvalidSetting` naming the variable and its value (never a secret's value).
 Every entry point (the definitions, the demo, `spotlake query`, each provider's resources) resolves through
 it, so an unknown `SPOTLAKE_ENV` fails everywhere with the same message. This module assembles the shared
-resources (lake, Timestream) with each provider's set (`aws.environment`, `azure.environment`) and the
-alerts.
+resources (lake, Timestream) with each provider's set (`ProviderSpec.resources` of every provider in
+`providers.PROVIDERS`: `aws.environment`, `azure.environment`) and the alerts.
 
 Bucket names only matter at run time: the S3 lake reads them as `dg.EnvVar`s, so loading the definitions never
 needs cloud settings. A bucket variable that is set when the definitions load is still checked here, and
@@ -32,9 +32,8 @@ from typing import Any
 
 import dagster as dg
 
-from spotlake_assets.aws.environment import aws_resources
-from spotlake_assets.azure.environment import azure_resources
 from spotlake_assets.orchestration.alerts import slack_resource
+from spotlake_assets.providers import PROVIDERS
 from spotlake_assets.settings import (
     CONFIG_BUCKET_VARIABLE,
     LAKE_BUCKET_VARIABLE,
@@ -96,9 +95,7 @@ def resources_for(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The whole resource set of the environment: lake, sinks, each provider's API and credentials, alerts."""
     env = os.environ if environ is None else environ
     settings = load_settings(env)
-    return {
-        **_SHARED_RESOURCES[settings.environment](settings),
-        **aws_resources(settings.environment, env),
-        **azure_resources(settings.environment, env),
-        "slack": slack_resource(env),
-    }
+    resources = _SHARED_RESOURCES[settings.environment](settings)
+    for provider in PROVIDERS:
+        resources |= provider.resources(settings.environment, env)
+    return {**resources, "slack": slack_resource(env)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -111,7 +112,7 @@ def test_every_in_process_entry_point_refuses_an_unknown_environment(
     monkeypatch.setenv("SPOTLAKE_ENV", "staging")
     from spotlake_assets.definitions import build_definitions
 
-    entry_points = {
+    entry_points: dict[str, Callable[[], object]] = {
         "definitions": build_definitions,
         "resources": lambda: resources_for(environ),
         "azure resources": lambda: azure_resources("staging", environ),

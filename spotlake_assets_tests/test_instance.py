@@ -24,6 +24,7 @@ def test_local_instance_config(tmp_path: Path) -> None:
     assert instance.run_monitoring_enabled
     config = instance.get_concurrency_config()
     assert config.pool_config.default_pool_limit == 1
+    assert config.run_queue_config is not None
     limits = config.run_queue_config.tag_concurrency_limits
     assert {"key": "spotlake/merge-chain", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
 

@@ -88,6 +88,45 @@ mock_provider "aws" {
       latest_version = 1
     }
   }
+
+  # --- operations outside Dagster (alerts.tf), endpoints (endpoints.tf), the lake (lake_bucket.tf) ---
+  mock_data "aws_secretsmanager_secret_version" {
+    # The secret slack_webhook_secret_arn names holds the webhook URL itself (a dummy here).
+    defaults = {
+      secret_string = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    }
+  }
+
+  mock_resource "aws_cloudwatch_metric_alarm" {
+    defaults = {
+      arn = "arn:aws:cloudwatch:us-west-2:123456789012:alarm:spotlake-no-run-worker-for-30m"
+    }
+  }
+
+  mock_resource "aws_cloudwatch_event_connection" {
+    defaults = {
+      arn = "arn:aws:events:us-west-2:123456789012:connection/spotlake-slack/0a1b2c3d-0000-0000-0000-000000000000"
+    }
+  }
+
+  mock_resource "aws_cloudwatch_event_api_destination" {
+    defaults = {
+      arn = "arn:aws:events:us-west-2:123456789012:api-destination/spotlake-slack/0a1b2c3d-1111-1111-1111-111111111111"
+    }
+  }
+
+  mock_data "aws_route_table" {
+    defaults = {
+      id = "rtb-0123456789abcdef0"
+    }
+  }
+
+  mock_resource "aws_s3_bucket" {
+    defaults = {
+      id  = "spotlake-lake"
+      arn = "arn:aws:s3:::spotlake-lake"
+    }
+  }
 }
 
 variables {
@@ -193,6 +232,7 @@ run "production_plan" {
         run_worker    = data.aws_iam_policy_document.run_worker
         control_plane = data.aws_iam_policy_document.control_plane
         execution     = data.aws_iam_policy_document.task_execution
+        alerts        = data.aws_iam_policy_document.alerts[0]
         } : [
         for s in document.statement : !(contains(s.resources, "*") && anytrue([for a in s.actions : strcontains(a, "*")]))
       ]
@@ -274,4 +314,367 @@ run "on_demand_fallback" {
     condition     = aws_batch_compute_environment.spot.compute_resources[0].bid_percentage == null
     error_message = "on-demand capacity has no bid percentage"
   }
+}
+
+# --- Operations outside Dagster: failed Batch jobs and silent ticks -> Slack (alerts.tf) ---------------------
+
+run "alerts_post_to_slack" {
+  command = plan
+
+  # The mock gives every role the same ARN: this one must be told apart.
+  override_resource {
+    target          = aws_iam_role.alerts
+    override_during = plan
+    values          = { arn = "arn:aws:iam::123456789012:role/spotlake-alerts" }
+  }
+
+  assert {
+    condition = alltrue([
+      jsondecode(aws_cloudwatch_event_rule.alerts["batch-job-failed"].event_pattern).source == ["aws.batch"],
+      jsondecode(aws_cloudwatch_event_rule.alerts["batch-job-failed"].event_pattern)["detail-type"] == ["Batch Job State Change"],
+      jsondecode(aws_cloudwatch_event_rule.alerts["batch-job-failed"].event_pattern).detail.status == ["FAILED"],
+      jsondecode(aws_cloudwatch_event_rule.alerts["batch-job-failed"].event_pattern).detail.jobQueue == [aws_batch_job_queue.runs.arn],
+      length(jsondecode(aws_cloudwatch_event_rule.alerts["batch-job-failed"].event_pattern)) == 3,
+    ])
+    error_message = "the failed-job rule must match Batch Job State Change events with status FAILED on our queue only"
+  }
+  assert {
+    condition = alltrue([
+      aws_cloudwatch_metric_alarm.silent_ticks.namespace == "AWS/Logs",
+      aws_cloudwatch_metric_alarm.silent_ticks.metric_name == "IncomingLogEvents",
+      aws_cloudwatch_metric_alarm.silent_ticks.dimensions["LogGroupName"] == aws_cloudwatch_log_group.run_worker.name,
+      length(aws_cloudwatch_metric_alarm.silent_ticks.dimensions) == 1,
+      aws_cloudwatch_metric_alarm.silent_ticks.statistic == "Sum",
+      aws_cloudwatch_metric_alarm.silent_ticks.period == 600,
+      aws_cloudwatch_metric_alarm.silent_ticks.evaluation_periods == 3,
+      aws_cloudwatch_metric_alarm.silent_ticks.datapoints_to_alarm == 3,
+      aws_cloudwatch_metric_alarm.silent_ticks.comparison_operator == "LessThanThreshold",
+      aws_cloudwatch_metric_alarm.silent_ticks.threshold == 1,
+      aws_cloudwatch_metric_alarm.silent_ticks.treat_missing_data == "breaching",
+    ])
+    error_message = "the silent-tick alarm: run-worker IncomingLogEvents, Sum < 1 over 3 x 10 min, missing data breaching"
+  }
+  assert {
+    condition = alltrue([
+      jsondecode(aws_cloudwatch_event_rule.alerts["silent-ticks"].event_pattern).source == ["aws.cloudwatch"],
+      jsondecode(aws_cloudwatch_event_rule.alerts["silent-ticks"].event_pattern)["detail-type"] == ["CloudWatch Alarm State Change"],
+      jsondecode(aws_cloudwatch_event_rule.alerts["silent-ticks"].event_pattern).resources == [aws_cloudwatch_metric_alarm.silent_ticks.arn],
+      jsonencode(jsondecode(aws_cloudwatch_event_rule.alerts["silent-ticks"].event_pattern).detail["$or"]) == jsonencode([
+        { state = { value = ["ALARM"] } },
+        { state = { value = ["OK"] }, previousState = { value = ["ALARM"] } },
+      ]),
+    ])
+    error_message = "the alarm (ALARM) and its recovery (ALARM -> OK) must reach the Slack path"
+  }
+  assert {
+    condition = alltrue([
+      for name, target in aws_cloudwatch_event_target.alerts : alltrue([
+        target.arn == aws_cloudwatch_event_api_destination.slack[0].arn,
+        target.role_arn == aws_iam_role.alerts[0].arn,
+        target.rule == aws_cloudwatch_event_rule.alerts[name].name,
+        target.retry_policy[0].maximum_event_age_in_seconds == 3600,
+      ])
+    ]) && length(aws_cloudwatch_event_target.alerts) == 2
+    error_message = "both rules must target the Slack API destination through the alerts role"
+  }
+  assert {
+    # Slack wants {"text": ...}: the template is JSON, and every placeholder it uses is defined.
+    condition = alltrue(flatten([
+      for target in aws_cloudwatch_event_target.alerts : [
+        for placeholder in regexall("<([a-z]+)>", jsondecode(target.input_transformer[0].input_template).text) :
+        contains(keys(target.input_transformer[0].input_paths), placeholder[0])
+      ]
+    ]))
+    error_message = "the Slack message templates must be JSON objects with text, and every <placeholder> an input path"
+  }
+  assert {
+    condition = alltrue([
+      strcontains(jsondecode(aws_cloudwatch_event_target.alerts["batch-job-failed"].input_transformer[0].input_template).text, "<reason>"),
+      aws_cloudwatch_event_target.alerts["batch-job-failed"].input_transformer[0].input_paths.reason == "$.detail.statusReason",
+    ])
+    error_message = "a failed job's message carries Batch's status reason"
+  }
+  assert {
+    condition = alltrue([
+      aws_cloudwatch_event_api_destination.slack[0].http_method == "POST",
+      aws_cloudwatch_event_api_destination.slack[0].connection_arn == aws_cloudwatch_event_connection.slack[0].arn,
+      nonsensitive(aws_cloudwatch_event_api_destination.slack[0].invocation_endpoint == "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"),
+      data.aws_secretsmanager_secret_version.slack_webhook[0].secret_id == var.slack_webhook_secret_arn,
+    ])
+    error_message = "the API destination must POST to the webhook URL held in slack_webhook_secret_arn"
+  }
+  assert {
+    condition = (
+      data.aws_iam_policy_document.alerts[0].statement[0].actions == toset(["events:InvokeApiDestination"])
+      && data.aws_iam_policy_document.alerts[0].statement[0].resources == toset([aws_cloudwatch_event_api_destination.slack[0].arn])
+      && length(data.aws_iam_policy_document.alerts[0].statement) == 1
+    )
+    error_message = "the alerts role may only invoke the Slack API destination"
+  }
+}
+
+run "alerts_without_a_webhook" {
+  command = plan
+
+  variables {
+    slack_webhook_secret_arn  = ""
+    silent_tick_alarm_minutes = 60
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.silent_ticks.evaluation_periods == 6 && aws_cloudwatch_metric_alarm.silent_ticks.datapoints_to_alarm == 6
+    error_message = "the alarm exists without Slack, its window follows silent_tick_alarm_minutes"
+  }
+  assert {
+    condition = alltrue([
+      length(aws_cloudwatch_event_rule.alerts) == 0,
+      length(aws_cloudwatch_event_target.alerts) == 0,
+      length(aws_cloudwatch_event_api_destination.slack) == 0,
+      length(aws_cloudwatch_event_connection.slack) == 0,
+      length(aws_iam_role.alerts) == 0,
+      length(data.aws_secretsmanager_secret_version.slack_webhook) == 0,
+    ])
+    error_message = "without a webhook secret nothing is posted (and no secret is read)"
+  }
+}
+
+run "silent_tick_window_must_be_whole_periods" {
+  command = plan
+
+  variables {
+    silent_tick_alarm_minutes = 25
+  }
+
+  expect_failures = [var.silent_tick_alarm_minutes]
+}
+
+# --- VPC endpoints (endpoints.tf) ---------------------------------------------------------------------------
+
+run "vpc_endpoints" {
+  command = plan
+
+  # Distinct security groups, so the assertions below can tell them apart.
+  override_resource {
+    target          = aws_security_group.endpoints
+    override_during = plan
+    values          = { id = "sg-0e0e0e0e0e0e0e0e0" }
+  }
+  override_resource {
+    target          = aws_security_group.control_plane
+    override_during = plan
+    values          = { id = "sg-0c0c0c0c0c0c0c0c0" }
+  }
+  override_resource {
+    target          = aws_security_group.run_worker
+    override_during = plan
+    values          = { id = "sg-0a0a0a0a0a0a0a0a0" }
+  }
+  override_resource {
+    target          = aws_security_group.database
+    override_during = plan
+    values          = { id = "sg-0d0d0d0d0d0d0d0d0" }
+  }
+
+  assert {
+    condition = alltrue([
+      aws_vpc_endpoint.s3[0].vpc_endpoint_type == "Gateway",
+      aws_vpc_endpoint.s3[0].service_name == "com.amazonaws.us-west-2.s3",
+      aws_vpc_endpoint.s3[0].vpc_id == var.vpc_id,
+      aws_vpc_endpoint.s3[0].route_table_ids == toset(["rtb-0123456789abcdef0"]),
+      length(data.aws_route_table.private) == 2,
+    ])
+    error_message = "an S3 gateway endpoint on the private subnets' route tables (looked up per subnet)"
+  }
+  assert {
+    condition     = toset(keys(aws_vpc_endpoint.interface)) == toset(["ecr.api", "ecr.dkr", "logs"])
+    error_message = "interface endpoints for ECR (api, dkr) and CloudWatch Logs by default"
+  }
+  assert {
+    condition = alltrue([
+      for service, endpoint in aws_vpc_endpoint.interface : alltrue([
+        endpoint.service_name == "com.amazonaws.us-west-2.${service}",
+        endpoint.vpc_endpoint_type == "Interface",
+        endpoint.private_dns_enabled,
+        endpoint.subnet_ids == toset(var.private_subnet_ids),
+        endpoint.security_group_ids == toset([aws_security_group.endpoints[0].id]),
+      ])
+    ])
+    error_message = "interface endpoints: private DNS, in the private subnets, behind their security group"
+  }
+  assert {
+    condition = alltrue([
+      for name, rule in aws_vpc_security_group_ingress_rule.endpoints_from : alltrue([
+        rule.security_group_id == aws_security_group.endpoints[0].id,
+        rule.from_port == 443 && rule.to_port == 443 && rule.ip_protocol == "tcp",
+        rule.cidr_ipv4 == null,
+      ])
+      ]) && (
+      toset([for rule in aws_vpc_security_group_ingress_rule.endpoints_from : rule.referenced_security_group_id])
+      == toset([aws_security_group.control_plane.id, aws_security_group.run_worker.id])
+    )
+    error_message = "the endpoints accept HTTPS from the run workers and the control plane only"
+  }
+}
+
+run "vpc_endpoints_off" {
+  command = plan
+
+  variables {
+    interface_endpoints = []
+    s3_gateway_endpoint = false
+  }
+
+  assert {
+    condition = alltrue([
+      length(aws_vpc_endpoint.interface) == 0,
+      length(aws_vpc_endpoint.s3) == 0,
+      length(aws_security_group.endpoints) == 0,
+      length(aws_vpc_security_group_ingress_rule.endpoints_from) == 0,
+      length(data.aws_route_table.private) == 0,
+    ])
+    error_message = "no endpoint, security group or route-table lookup when both are off"
+  }
+}
+
+run "vpc_endpoints_chosen" {
+  command = plan
+
+  variables {
+    interface_endpoints     = ["ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts", "batch"]
+    private_route_table_ids = ["rtb-0fedcba9876543210", "rtb-0123456789abcdef1", "rtb-0fedcba9876543210"]
+  }
+
+  assert {
+    condition     = toset(keys(aws_vpc_endpoint.interface)) == toset(["ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts", "batch"])
+    error_message = "the optional interface endpoints follow the variable"
+  }
+  assert {
+    condition     = aws_vpc_endpoint.s3[0].route_table_ids == toset(["rtb-0123456789abcdef1", "rtb-0fedcba9876543210"]) && length(data.aws_route_table.private) == 0
+    error_message = "given route tables are used as they are (no lookup)"
+  }
+}
+
+run "unknown_interface_endpoint_is_refused" {
+  command = plan
+
+  variables {
+    interface_endpoints = ["s3"]
+  }
+
+  expect_failures = [var.interface_endpoints]
+}
+
+# --- The lake bucket (lake_bucket.tf) -----------------------------------------------------------------------
+
+run "lake_bucket_managed" {
+  command = plan
+
+  assert {
+    condition     = aws_s3_bucket.lake[0].bucket == "spotlake-lake"
+    error_message = "the lake bucket is managed by default"
+  }
+  assert {
+    condition     = aws_s3_bucket_versioning.lake[0].versioning_configuration[0].status == "Enabled"
+    error_message = "the lake is versioned"
+  }
+  assert {
+    condition = alltrue([
+      one([for r in aws_s3_bucket_server_side_encryption_configuration.lake[0].rule : r.apply_server_side_encryption_by_default[0].sse_algorithm]) == "AES256",
+      one([for r in aws_s3_bucket_server_side_encryption_configuration.lake[0].rule : r.apply_server_side_encryption_by_default[0].kms_master_key_id]) == null,
+    ])
+    error_message = "the lake is encrypted by default (SSE-S3, no key to grant)"
+  }
+  assert {
+    condition = alltrue([
+      aws_s3_bucket_public_access_block.lake[0].block_public_acls,
+      aws_s3_bucket_public_access_block.lake[0].block_public_policy,
+      aws_s3_bucket_public_access_block.lake[0].ignore_public_acls,
+      aws_s3_bucket_public_access_block.lake[0].restrict_public_buckets,
+      aws_s3_bucket_ownership_controls.lake[0].rule[0].object_ownership == "BucketOwnerEnforced",
+    ])
+    error_message = "the lake blocks every kind of public access and has ACLs off"
+  }
+  assert {
+    condition = (
+      jsonencode({ for r in aws_s3_bucket_lifecycle_configuration.lake[0].rule : r.filter[0].prefix => r.expiration[0].days if startswith(r.id, "expire-") })
+      == jsonencode({ "state/aws/sps_checkpoints/" = 7, "state/azure/sps_checkpoints/" = 7 })
+    )
+    error_message = "only the SPS checkpoints expire, after lake_checkpoint_expiration_days"
+  }
+  assert {
+    condition = alltrue(flatten([
+      for r in aws_s3_bucket_lifecycle_configuration.lake[0].rule : [r.status == "Enabled"]
+    ])) && length(aws_s3_bucket_lifecycle_configuration.lake[0].rule) == 3
+    error_message = "every lifecycle rule is enabled: two checkpoint rules and the whole-bucket one"
+  }
+  assert {
+    condition = one([
+      for r in aws_s3_bucket_lifecycle_configuration.lake[0].rule : alltrue([
+        r.noncurrent_version_expiration[0].noncurrent_days == 30,
+        r.abort_incomplete_multipart_upload[0].days_after_initiation == 7,
+        r.expiration[0].expired_object_delete_marker,
+      ]) if r.id == "noncurrent-versions-and-uploads"
+    ])
+    error_message = "noncurrent versions expire after 30 days, incomplete uploads are aborted after 7, delete markers cleaned"
+  }
+}
+
+run "lake_bucket_aws_managed_kms" {
+  command = plan
+
+  variables {
+    lake_bucket_sse_algorithm       = "aws:kms"
+    lake_checkpoint_expiration_days = 3
+  }
+
+  assert {
+    condition = alltrue([
+      one([for r in aws_s3_bucket_server_side_encryption_configuration.lake[0].rule : r.apply_server_side_encryption_by_default[0].sse_algorithm]) == "aws:kms",
+      one([for r in aws_s3_bucket_server_side_encryption_configuration.lake[0].rule : r.apply_server_side_encryption_by_default[0].kms_master_key_id]) == null,
+      one([for r in aws_s3_bucket_server_side_encryption_configuration.lake[0].rule : r.bucket_key_enabled]) == true,
+    ])
+    error_message = "aws:kms uses the AWS managed key (no grant in any role) with an S3 Bucket Key"
+  }
+  assert {
+    condition     = alltrue([for r in aws_s3_bucket_lifecycle_configuration.lake[0].rule : r.expiration[0].days == 3 if startswith(r.id, "expire-")])
+    error_message = "checkpoint expiry follows its variable"
+  }
+  assert {
+    condition     = alltrue([for s in data.aws_iam_policy_document.run_worker.statement : alltrue([for a in s.actions : !startswith(a, "kms:")]) if s.sid != "DecryptSpsCredentials"])
+    error_message = "the lake's encryption adds no KMS grant to the run workers"
+  }
+}
+
+run "lake_bucket_not_managed" {
+  command = plan
+
+  variables {
+    manage_lake_bucket = false
+  }
+
+  assert {
+    condition = alltrue([
+      length(aws_s3_bucket.lake) == 0,
+      length(aws_s3_bucket_versioning.lake) == 0,
+      length(aws_s3_bucket_server_side_encryption_configuration.lake) == 0,
+      length(aws_s3_bucket_public_access_block.lake) == 0,
+      length(aws_s3_bucket_ownership_controls.lake) == 0,
+      length(aws_s3_bucket_lifecycle_configuration.lake) == 0,
+    ])
+    error_message = "manage_lake_bucket = false leaves the bucket to its owner"
+  }
+  assert {
+    condition     = contains(data.aws_iam_policy_document.run_worker.statement[0].resources, "arn:aws:s3:::spotlake-lake")
+    error_message = "the run workers are granted the named bucket either way"
+  }
+}
+
+run "lake_checkpoint_prefixes_only_under_state" {
+  command = plan
+
+  variables {
+    lake_checkpoint_prefixes = ["rawdata/"]
+  }
+
+  expect_failures = [var.lake_checkpoint_prefixes]
 }

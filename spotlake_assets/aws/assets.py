@@ -1,9 +1,10 @@
-"""AWS assets: thin wrappers of resource → pure transform → lake write → metadata and checks."""
+"""AWS assets: the workload and collectors (thin wrappers of resource → pure transform → lake write →
+metadata and checks), and the merge step the shared builder (`orchestration/provider.py`) turns into
+`aws/merged`. `aws/definitions.py` puts them in the provider contract."""
 
 # No `from __future__ import annotations`: Dagster inspects the runtime annotations of asset functions.
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -18,7 +19,6 @@ from spotlake_assets.aws.collectors.ondemand_price import collect_ondemand_price
 from spotlake_assets.aws.collectors.spot_price import collect_spot_prices
 from spotlake_assets.aws.collectors.sps import SpsCollectionIncomplete, ThrottlePolicy, collect_sps
 from spotlake_assets.aws.constants import (
-    FEATURE_COLUMNS,
     IF_COLUMNS,
     KEY_COLUMNS,
     ONDEMAND_COLUMNS,
@@ -28,7 +28,7 @@ from spotlake_assets.aws.constants import (
     WORKLOAD_COLUMNS,
 )
 from spotlake_assets.aws.credentials import AwsCredentialPool, CredentialLedger
-from spotlake_assets.aws.merge import merge_snapshot_with_report
+from spotlake_assets.aws.merge import DROPPED_UNKNOWN_AZ, merge_snapshot
 from spotlake_assets.aws.models import AvailabilityZone, AwsApiError, DownloadFailed, SpsQuery
 from spotlake_assets.aws.resources import AwsApi
 from spotlake_assets.aws.workload import (
@@ -39,15 +39,20 @@ from spotlake_assets.aws.workload import (
     workload_frame,
 )
 from spotlake_assets.domain.validation import MalformedResponse
-from spotlake_assets.domain.windows import (
-    capacity_for_window,
-    day_key_of_window,
-    observable_now,
-    window_start,
-)
+from spotlake_assets.domain.windows import capacity_for_window, day_key_of_window, window_start
 from spotlake_assets.orchestration.metrics import Stopwatch
 from spotlake_assets.orchestration.partitions import collection_partitions, workload_partitions
-from spotlake_assets.orchestration.pipeline import ProviderSpec, build_change_assets, read_previous_merged
+from spotlake_assets.orchestration.provider import (
+    SAME_DAY,
+    UNOBSERVABLE,
+    Guard,
+    MergeOutcome,
+    MergeStep,
+    MergeWindow,
+    cannot_observe,
+    empty_frame,
+    permanent_failure,
+)
 from spotlake_assets.orchestration.reporting import (
     range_check,
     regions_check,
@@ -67,13 +72,7 @@ SPS = dg.AssetKey([PROVIDER, "sps"])
 IF = dg.AssetKey([PROVIDER, "interruption_frequency"])
 SPOT_PRICE = dg.AssetKey([PROVIDER, "spot_price"])
 ONDEMAND = dg.AssetKey([PROVIDER, "ondemand_price"])
-MERGED = dg.AssetKey([PROVIDER, "merged"])
 ZONE_COLUMNS = ("Region", "ZoneName", "ZoneId")
-UNOBSERVABLE = (
-    "this API only answers for the present, so a past window cannot be observed; nothing is stored for it"
-    " (a backfill of merged/delta rebuilds from what the lake already holds)"
-)
-SAME_DAY = dg.TimeWindowPartitionMapping()
 
 
 def zones_frame(zones: tuple[AvailabilityZone, ...]) -> pd.DataFrame:
@@ -96,16 +95,6 @@ def _zones_by_region(zones: pd.DataFrame | None) -> dict[str, list[str]]:
     if zones is None:
         return {}
     return {str(r): sorted(map(str, g)) for r, g in zones.groupby("Region")["ZoneId"]}
-
-
-def _malformed(exc: MalformedResponse) -> dg.Failure:
-    """A bad answer fails the step at once with the answer named on its first line: asking again would
-    get the same answer, so neither step nor run retries may repeat it."""
-    return dg.Failure(
-        description=str(exc),
-        metadata={"call": exc.call, "field": exc.field, "value": repr(exc.value), "row": repr(exc.row)},
-        allow_retries=False,
-    )
 
 
 def _coverage_check(name: str, coverage: PlanCoverage) -> dg.AssetCheckResult:
@@ -215,7 +204,7 @@ def aws_sps(
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
     pk = context.partition_key
-    if not aws_api.observes_past and not observable_now(pk, datetime.now(UTC)):
+    if cannot_observe(aws_api, pk):
         yield from skip_unobserved(context, SPS, SPS_CHECKS, UNOBSERVABLE)
         return
     day = day_key_of_window(pk)
@@ -236,7 +225,7 @@ def aws_sps(
             throttle=throttle,
         )
     except MalformedResponse as exc:
-        raise _malformed(exc) from exc
+        raise permanent_failure(exc) from exc
     except SpsCollectionIncomplete as exc:
         _report_moved_aside(context, exc.collection.checkpoints_moved_aside, ledger.moved_aside)
         if exc.collection.only_transient_failures:
@@ -308,13 +297,13 @@ def aws_interruption_frequency(
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
     pk = context.partition_key
-    if not aws_api.observes_past and not observable_now(pk, datetime.now(UTC)):
+    if cannot_observe(aws_api, pk):
         yield from skip_unobserved(context, IF, ["unique_keys", "covers_workload_regions"], UNOBSERVABLE)
         return
     try:
         result = collect_interruption_frequency(aws_api, window_start(pk))
     except MalformedResponse as exc:
-        raise _malformed(exc) from exc
+        raise permanent_failure(exc) from exc
     except MalformedAdvisorDocument as exc:
         raise dg.Failure(description=f"spot advisor document: {exc}", allow_retries=False) from exc
     except DownloadFailed as exc:
@@ -438,151 +427,83 @@ def aws_ondemand_price(
     )
 
 
-class MergeConfig(dg.Config):
-    # Set by the lake sensor once a window's inputs are overdue: merge with explicit -1 gaps (and a failed
-    # inputs_complete check) rather than hold every later window back.
-    allow_missing_inputs: bool = False
+def merge_inputs(partition_key: str) -> list[str]:
+    """What the merge of a window reads besides its SPS object (the lake sensor waits for them)."""
+    day = day_key_of_window(partition_key)
+    return [
+        keys.interruption_frequency_key(PROVIDER, partition_key),
+        keys.spot_price_key(PROVIDER, partition_key),
+        keys.ondemand_price_key(PROVIDER, day),
+        keys.zones_key(PROVIDER, day),
+    ]
 
 
 # Numeric columns of the optional inputs: an absent input is an empty frame of the right types.
-NUMERIC_INPUT_COLUMNS = {"IF", "SpotPrice", "OndemandPrice"}
+NUMERIC_INPUT_COLUMNS = frozenset({"IF", "SpotPrice", "OndemandPrice"})
 
 
-def _optional_input(
-    lake: LakeResource, key: str, columns: tuple[str, ...], allow_missing: bool, missing: list[str]
-) -> pd.DataFrame:
-    try:
-        return read_frame(lake, key, columns)
-    except LakeKeyNotFound:
-        if not allow_missing:
-            raise
-        missing.append(key)
-        return pd.DataFrame(
-            {c: pd.Series(dtype="float64" if c in NUMERIC_INPUT_COLUMNS else "object") for c in columns}
-        )
-
-
-@dg.asset(
-    key=MERGED,
-    group_name=GROUP,
-    partitions_def=collection_partitions,
-    deps=[
-        SPS,
-        IF,
-        SPOT_PRICE,
-        dg.AssetDep(ONDEMAND, partition_mapping=SAME_DAY),
-        dg.AssetDep(WORKLOAD, partition_mapping=SAME_DAY),
-        # The T2/T3 ladder carries state from the previous window: backfills run in window order.
-        dg.AssetDep(MERGED, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
-    ],
-    kinds={"pandas", "parquet"},
-    description=(
-        "The window's merged snapshot (InstanceType, Region, AZ, SPS, T3, T2, IF, OndemandPrice, SpotPrice, "
-        "Savings, Time) with the T2/T3 capacity ladder carried from the previous window. Vectorised joins. "
-        "Idempotent: a pure function of the lake's inputs, written to a deterministic key."
-    ),
-    check_specs=[
-        # Guards of what delta and the sinks publish: a failure stops them in the same run.
-        dg.AssetCheckSpec("unique_keys", asset=MERGED, blocking=True),
-        dg.AssetCheckSpec("scores_in_range", asset=MERGED, blocking=True),
-        dg.AssetCheckSpec("covers_workload", asset=MERGED, blocking=True),
-        dg.AssetCheckSpec("inputs_complete", asset=MERGED),
-    ],
-    pool="aws_merge",
-)
-def aws_merged(
-    context: dg.AssetExecutionContext, config: MergeConfig, aws_api: AwsApi, lake: LakeResource
-) -> dg.MaterializeResult:
-    watch = Stopwatch()
-    pk = context.partition_key
-    day = day_key_of_window(pk)
-    capacity = capacity_for_window(pk)
+def merge_window(window: MergeWindow) -> MergeOutcome:
+    """Read the window's inputs (IF, spot and on-demand prices may be overdue gaps) and merge them; the
+    guard of what only AWS knows: every (type, AZ) pair the workload planned has a score."""
+    pk, day, capacity = window.partition_key, window.day, window.capacity
+    lake = window.lake
     sps = read_frame(lake, keys.sps_key(PROVIDER, pk, capacity), SPS_COLUMNS)
     zones = read_frame(lake, keys.zones_key(PROVIDER, day), ZONE_COLUMNS)
-    missing: list[str] = []
-    allow = config.allow_missing_inputs
-    previous = read_previous_merged(lake, PROVIDER, pk)
-    result = merge_snapshot_with_report(
+    result = merge_snapshot(
         sps=sps,
-        interruption_frequency=_optional_input(
-            lake, keys.interruption_frequency_key(PROVIDER, pk), IF_COLUMNS, allow, missing
+        interruption_frequency=window.optional(
+            keys.interruption_frequency_key(PROVIDER, pk), empty_frame(IF_COLUMNS, NUMERIC_INPUT_COLUMNS)
         ),
-        spot_price=_optional_input(
-            lake, keys.spot_price_key(PROVIDER, pk), SPOT_PRICE_COLUMNS, allow, missing
+        spot_price=window.optional(
+            keys.spot_price_key(PROVIDER, pk), empty_frame(SPOT_PRICE_COLUMNS, NUMERIC_INPUT_COLUMNS)
         ),
-        ondemand=_optional_input(
-            lake, keys.ondemand_price_key(PROVIDER, day), ONDEMAND_COLUMNS, allow, missing
+        ondemand=window.optional(
+            keys.ondemand_price_key(PROVIDER, day), empty_frame(ONDEMAND_COLUMNS, NUMERIC_INPUT_COLUMNS)
         ),
         zone_regions=dict(zip(zones["ZoneId"], zones["Region"], strict=True)),
-        time=window_start(pk),
-        previous=previous,
+        time=window.time,
+        previous=window.previous,
         capacity=capacity,
     )
     merged = result.frame
-    if missing:
-        context.log.warning("%s merged with explicit -1 gaps; missing inputs: %s", pk, ", ".join(missing))
-    context.log.info(
-        "%s: rows dropped by reason %s; rows joined to no pool %s", pk, result.dropped, result.unjoined
-    )
-    if result.unknown_az_price_rows:
-        context.log.warning(
+    if result.dropped[DROPPED_UNKNOWN_AZ]:
+        window.log.warning(
             "%s: %s spot-price rows dropped, AZ ids not in the day's zones: %s",
             pk,
-            result.unknown_az_price_rows,
-            ", ".join(result.unknown_azs),
+            result.dropped[DROPPED_UNKNOWN_AZ],
+            ", ".join(result.detail.unknown_azs),
         )
-    key = keys.merged_key(PROVIDER, pk)
     coverage = plan_coverage(
         _day_queries(lake, day), merged.loc[merged["SPS"] != -1], _zones_by_region(zones)
     )
     if coverage.missing:
-        context.log.warning(
+        window.log.warning(
             "%s: %s of %s planned (type, AZ) pairs have no score: %s",
             pk,
             coverage.missing,
             coverage.planned,
             "; ".join(coverage.sample[:5]),
         )
-    guards = [
-        unique_keys_check(merged, KEY_COLUMNS),
-        range_check(merged, "SPS", 1, 10, "scores_in_range", allowed=(-1,)),
-        _coverage_check("covers_workload", coverage),
-    ]
-    written = write_if_guarded(context, lake, key, merged, guards)
-    return dg.MaterializeResult(
-        metadata=run_metadata(
-            watch,
-            rows=len(merged),
-            api_calls=0,
-            simulated=aws_api.simulated,
-            location=lake.location(key),
-            written=written,
-            target_capacity=capacity,
-            first_window=previous is None,
-            missing_inputs=dg.MetadataValue.json(missing),
-            dropped_rows=dg.MetadataValue.json(result.dropped),
-            unknown_azs=dg.MetadataValue.json(list(result.unknown_azs)),
-            unjoined_rows=dg.MetadataValue.json(result.unjoined),
-        ),
-        check_results=[
-            *guards,
-            dg.AssetCheckResult(
-                check_name="inputs_complete", passed=not missing, metadata={"missing": ", ".join(missing)}
-            ),
-        ],
+    return MergeOutcome(
+        result,
+        guards=[_coverage_check("covers_workload", coverage)],
+        metadata={"unknown_azs": dg.MetadataValue.json(list(result.detail.unknown_azs))},
     )
 
 
-change_assets = build_change_assets(
-    ProviderSpec(PROVIDER, KEY_COLUMNS, FEATURE_COLUMNS, api_resource_key="aws_api")
+MERGE = MergeStep(
+    run=merge_window,
+    inputs=merge_inputs,
+    description=(
+        "The window's merged snapshot (InstanceType, Region, AZ, SPS, T3, T2, IF, OndemandPrice, SpotPrice, "
+        "Savings, Time) with the T2/T3 capacity ladder carried from the previous window. Vectorised joins. "
+        "Idempotent: a pure function of the lake's inputs, written to a deterministic key. unique_keys, "
+        "scores_in_range and covers_workload guard what delta and the sinks publish: a failure stops them "
+        "in the same run."
+    ),
+    score_column="SPS",
+    score_range=(1, 10),
+    capacity_name="target_capacity",
+    guards=[Guard("covers_workload")],
+    daily_inputs=("ondemand_price", "workload"),
 )
-
-aws_assets = [
-    aws_workload,
-    aws_sps,
-    aws_interruption_frequency,
-    aws_spot_price,
-    aws_ondemand_price,
-    aws_merged,
-    *change_assets,
-]

@@ -21,6 +21,7 @@ from spotlake_assets.aws.constants import (
 )
 from spotlake_assets.domain.delta import CodeArray, column_codes, require_columns, unique_key_index
 from spotlake_assets.domain.ladder import ladder_step, previous_scores
+from spotlake_assets.domain.merge import MergeResult
 
 MISSING = -1
 PRICE_DECIMALS = 5
@@ -39,30 +40,11 @@ UNJOINED_ONDEMAND = "ondemand: no pool of that (InstanceType, Region)"
 
 
 @dataclass(frozen=True)
-class MergeResult:
-    """The merged snapshot and what the merge had to leave out.
+class AwsMergeDetail:
+    """What only the AWS merge knows: the AZ ids of the spot-price rows dropped under
+    ``DROPPED_UNKNOWN_AZ`` (their region, hence their row key, is unknown), sorted."""
 
-    ``unknown_az_price_rows`` counts spot-price rows dropped because their AZ id is not in ``zone_regions``
-    (so their region, hence their row key, is unknown); ``unknown_azs`` lists those AZ ids, sorted.
-    ``unjoined_if_rows`` / ``unjoined_ondemand_rows`` count region-level rows that matched no pool: by
-    design they create no row, but a sudden rise means names stopped matching.
-    """
-
-    frame: pd.DataFrame
-    unknown_az_price_rows: int
     unknown_azs: tuple[str, ...]
-    unjoined_if_rows: int = 0
-    unjoined_ondemand_rows: int = 0
-
-    @property
-    def dropped(self) -> dict[str, int]:
-        """Input rows left out of the snapshot, by reason (every reason listed, zeros included)."""
-        return {DROPPED_UNKNOWN_AZ: self.unknown_az_price_rows}
-
-    @property
-    def unjoined(self) -> dict[str, int]:
-        """Region-level input rows that joined no pool, by input."""
-        return {UNJOINED_IF: self.unjoined_if_rows, UNJOINED_ONDEMAND: self.unjoined_ondemand_rows}
 
 
 @dataclass(frozen=True)
@@ -276,7 +258,7 @@ def merge_snapshot(
     time: datetime,
     previous: pd.DataFrame | None,
     capacity: int,
-) -> pd.DataFrame:
+) -> MergeResult[AwsMergeDetail]:
     """Merge one window's AWS inputs into the snapshot of ``MERGED_COLUMNS`` and apply the T2/T3 ladder.
 
     Rows (pools) are the union of SPS rows and spot-price rows on (InstanceType, AZ): SPS rows keep their
@@ -308,27 +290,9 @@ def merge_snapshot(
     ``capacity``, a naive ``time``, or duplicated keys: (InstanceType, AZ) in ``sps``, ``spot_price`` and
     ``previous``; (InstanceType, Region) in ``interruption_frequency`` and ``ondemand``.
 
-    Spot-price rows dropped for an unknown AZ, and region-level rows that joined no pool, are counted by
-    :func:`merge_snapshot_with_report` (which the asset uses to report them).
+    The result counts what was left out: spot-price rows dropped for an unknown AZ (``dropped``, their AZ
+    ids in ``detail``), and IF / on-demand rows that joined no pool (``unjoined``).
     """
-    return merge_snapshot_with_report(
-        sps, interruption_frequency, spot_price, ondemand, zone_regions, time, previous, capacity
-    ).frame
-
-
-def merge_snapshot_with_report(
-    sps: pd.DataFrame,
-    interruption_frequency: pd.DataFrame,
-    spot_price: pd.DataFrame,
-    ondemand: pd.DataFrame,
-    zone_regions: Mapping[str, str],
-    time: datetime,
-    previous: pd.DataFrame | None,
-    capacity: int,
-) -> MergeResult:
-    """:func:`merge_snapshot`, plus what it left out: spot-price rows dropped because their AZ is unknown,
-    and IF / on-demand rows that joined no pool."""
-
     require_columns(sps, SPS_COLUMNS, "sps")
     require_columns(interruption_frequency, IF_COLUMNS, "interruption_frequency")
     require_columns(spot_price, SPOT_PRICE_COLUMNS, "spot_price")
@@ -388,8 +352,10 @@ def merge_snapshot_with_report(
     pooled[codes.region_key(pools.it, pools.region)] = True
     return MergeResult(
         frame,
-        pools.unknown_az_price_rows,
-        pools.unknown_azs,
-        unjoined_if_rows=int((~pooled[codes.region_key(codes.it_if, codes.rg_if)]).sum()),
-        unjoined_ondemand_rows=int((~pooled[codes.region_key(codes.it_od, codes.rg_od)]).sum()),
+        dropped={DROPPED_UNKNOWN_AZ: pools.unknown_az_price_rows},
+        unjoined={
+            UNJOINED_IF: int((~pooled[codes.region_key(codes.it_if, codes.rg_if)]).sum()),
+            UNJOINED_ONDEMAND: int((~pooled[codes.region_key(codes.it_od, codes.rg_od)]).sum()),
+        },
+        detail=AwsMergeDetail(pools.unknown_azs),
     )

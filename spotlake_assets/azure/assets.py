@@ -1,4 +1,6 @@
-"""Azure assets: thin wrappers of resource → pure transform → lake write → metadata and checks."""
+"""Azure assets: the workload and collectors (thin wrappers of resource → pure transform → lake write →
+metadata and checks), and the merge step the shared builder (`orchestration/provider.py`) turns into
+`azure/merged`. `azure/definitions.py` puts them in the provider contract."""
 
 # No `from __future__ import annotations`: Dagster inspects the runtime annotations of asset functions.
 
@@ -14,7 +16,6 @@ from spotlake_assets.azure.collectors.prices import collect_prices, empty_price_
 from spotlake_assets.azure.collectors.sps import RetryPolicy, collect_sps
 from spotlake_assets.azure.constants import (
     ENDPOINT_COLUMNS,
-    FEATURE_COLUMNS,
     IF_COLUMNS,
     KEY_COLUMNS,
     MIN_IF_COVERAGE,
@@ -44,16 +45,20 @@ from spotlake_assets.azure.workload import (
     uncovered_pairs,
     workload_frame,
 )
-from spotlake_assets.domain.windows import (
-    capacity_for_window,
-    day_key_of_window,
-    day_start,
-    observable_now,
-    window_start,
-)
+from spotlake_assets.domain.windows import capacity_for_window, day_key_of_window, day_start, window_start
 from spotlake_assets.orchestration.metrics import Stopwatch
 from spotlake_assets.orchestration.partitions import collection_partitions, workload_partitions
-from spotlake_assets.orchestration.pipeline import ProviderSpec, build_change_assets, read_previous_merged
+from spotlake_assets.orchestration.provider import (
+    SAME_DAY,
+    UNOBSERVABLE,
+    Guard,
+    MergeOutcome,
+    MergeStep,
+    MergeWindow,
+    cannot_observe,
+    empty_frame,
+    permanent_failure,
+)
 from spotlake_assets.orchestration.reporting import (
     range_check,
     run_metadata,
@@ -62,7 +67,6 @@ from spotlake_assets.orchestration.reporting import (
     write_if_guarded,
 )
 from spotlake_assets.storage import keys
-from spotlake_assets.storage.errors import LakeKeyNotFound
 from spotlake_assets.storage.frames import read_frame, write_frame
 from spotlake_assets.storage.lake import LakeResource
 
@@ -71,27 +75,12 @@ WORKLOAD = dg.AssetKey([PROVIDER, "workload"])
 SPS = dg.AssetKey([PROVIDER, "sps"])
 IF = dg.AssetKey([PROVIDER, "interruption_frequency"])
 PRICE = dg.AssetKey([PROVIDER, "price"])
-MERGED = dg.AssetKey([PROVIDER, "merged"])
-SAME_DAY = dg.TimeWindowPartitionMapping()
-UNOBSERVABLE = (
-    "this Azure API only answers for the present, so a past window cannot be observed; nothing is stored"
-    " for it (a backfill of merged/delta rebuilds from what the lake already holds)"
-)
 EXAMPLES = 20
 
 
 def _day_moment(day: str) -> datetime:
     start = day_start(day)
     return datetime(start.year, start.month, start.day, tzinfo=UTC)
-
-
-def _permanent_failure(what: str, exc: Exception) -> dg.Failure:
-    """A failure asking again cannot fix (a 4xx, a malformed answer): the cause on the first line, and no
-    step retry spent on it."""
-    metadata: dict[str, str] = {"error": type(exc).__name__}
-    if isinstance(exc, MalformedResponse):
-        metadata |= {"call": exc.call, "field": exc.field, "value": repr(exc.value), "row": repr(exc.row)}
-    return dg.Failure(description=f"{what}: {exc}", metadata=metadata, allow_retries=False)
 
 
 def _json(items: list[str]) -> dg.MetadataValue:
@@ -254,7 +243,7 @@ def azure_sps(
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
     pk = context.partition_key
-    if not azure_api.observes_past and not observable_now(pk, datetime.now(UTC)):
+    if cannot_observe(azure_api, pk):
         yield from skip_unobserved(context, SPS, SPS_CHECKS, UNOBSERVABLE)
         return
     day = day_key_of_window(pk)
@@ -286,7 +275,7 @@ def azure_sps(
             allow_retries=False,
         ) from exc
     except (PermanentError, MalformedResponse) as exc:
-        raise _permanent_failure(f"azure/sps {pk}", exc) from exc
+        raise permanent_failure(exc, f"azure/sps {pk}") from exc
     key = keys.sps_key(PROVIDER, pk, count)
     guards = [
         range_check(result.frame, "Score", 1, 3, "scores_in_range"),
@@ -377,7 +366,7 @@ def azure_interruption_frequency(
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
     pk = context.partition_key
-    if not azure_api.observes_past and not observable_now(pk, datetime.now(UTC)):
+    if cannot_observe(azure_api, pk):
         yield from skip_unobserved(context, IF, ["unique_keys"], UNOBSERVABLE)
         return
     try:
@@ -388,7 +377,7 @@ def azure_interruption_frequency(
             allow_retries=False,
         ) from exc
     except (PermanentError, MalformedResponse) as exc:
-        raise _permanent_failure(f"azure/interruption_frequency {pk}", exc) from exc
+        raise permanent_failure(exc, f"azure/interruption_frequency {pk}") from exc
     except TransientError as exc:
         # Resource Graph kept failing after the client's own retries: a later attempt may succeed.
         context.log.warning("%s: %s; retrying the step", pk, exc)
@@ -430,7 +419,7 @@ def azure_price(
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
     pk = context.partition_key
-    if not azure_api.observes_past and not observable_now(pk, datetime.now(UTC)):
+    if cannot_observe(azure_api, pk):
         yield from skip_unobserved(context, PRICE, ["all_regions_priced"], UNOBSERVABLE)
         return
     universe_key = keys.workload_universe_key(PROVIDER, day_key_of_window(pk))
@@ -444,7 +433,7 @@ def azure_price(
             allow_retries=not exc.permanent,
         ) from exc
     except MalformedResponse as exc:
-        raise _permanent_failure(f"azure/price {pk}", exc) from exc
+        raise permanent_failure(exc, f"azure/price {pk}") from exc
     key = keys.spot_price_key(PROVIDER, pk)
     write_frame(lake, key, result.frame)
     missing = sorted(set(regions) - set(result.frame["Region"]))
@@ -468,36 +457,62 @@ def azure_price(
     )
 
 
-class MergeConfig(dg.Config):
-    # Set when a window's inputs are overdue: merge with explicit -1 gaps (and a failed inputs_complete
-    # check) rather than hold every later window back.
-    allow_missing_inputs: bool = False
+def merge_inputs(partition_key: str) -> list[str]:
+    """What the Azure merge of a window reads besides its SPS object (the lake sensor waits for them)."""
+    return [
+        keys.interruption_frequency_key(PROVIDER, partition_key),
+        keys.spot_price_key(PROVIDER, partition_key),
+    ]
 
 
-def _optional(
-    lake: LakeResource, key: str, empty: pd.DataFrame, allow: bool, missing: list[str]
-) -> pd.DataFrame:
-    try:
-        return read_frame(lake, key, tuple(empty.columns))
-    except LakeKeyNotFound:
-        if not allow:
-            raise
-        missing.append(key)
-        return empty
+def merge_window(window: MergeWindow) -> MergeOutcome:
+    """Read the window's inputs (price and IF may be overdue gaps) and merge them; the guard of what only
+    Azure has: the joins did not collapse."""
+    pk, count = window.partition_key, window.capacity
+    sps = read_frame(window.lake, keys.sps_key(PROVIDER, pk, count), SPS_COLUMNS)
+    price = window.optional(keys.spot_price_key(PROVIDER, pk), empty_price_frame())
+    rates = window.optional(
+        keys.interruption_frequency_key(PROVIDER, pk), empty_frame(IF_COLUMNS, frozenset({"IF"}))
+    )
+    result = merge_snapshot(sps, price, rates, window.previous, window.time, count)
+    detail, coverage = result.detail, result.detail.coverage
+    collapsed = coverage.problems(
+        MIN_PRICE_COVERAGE,
+        MIN_IF_COVERAGE,
+        price_present=keys.spot_price_key(PROVIDER, pk) not in window.missing,
+        if_present=keys.interruption_frequency_key(PROVIDER, pk) not in window.missing,
+    )
+    join_coverage = dg.AssetCheckResult(
+        check_name="join_coverage",
+        passed=not collapsed,
+        metadata={
+            "problems": "; ".join(collapsed),
+            "scored_pairs": coverage.scored_pairs,
+            "scored_priced": coverage.scored_priced,
+            "market_pairs": coverage.market_pairs,
+            "market_rated": coverage.market_rated,
+            "min_price_coverage": MIN_PRICE_COVERAGE,
+            "min_if_coverage": MIN_IF_COVERAGE,
+        },
+    )
+    return MergeOutcome(
+        result,
+        guards=[join_coverage],
+        metadata={
+            "sps_rows": detail.sps_rows,
+            "carried_rows": detail.carried_rows,
+            "regional_rows": detail.regional_rows,
+            "unpriced_rows": detail.unpriced_rows,
+            "price_coverage": float(coverage.price_fraction),
+            "if_coverage": float(coverage.if_fraction),
+            "respelled": dg.MetadataValue.json(detail.respelled),
+        },
+    )
 
 
-@dg.asset(
-    key=MERGED,
-    group_name=GROUP,
-    partitions_def=collection_partitions,
-    deps=[
-        SPS,
-        IF,
-        PRICE,
-        # The T2/T3 ladder carries state from the previous window: backfills run in window order.
-        dg.AssetDep(MERGED, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
-    ],
-    kinds={"pandas", "parquet"},
+MERGE = MergeStep(
+    run=merge_window,
+    inputs=merge_inputs,
     description=(
         "The window's merged Azure snapshot keyed by (InstanceTier, InstanceType, Region, AvailabilityZone) "
         "with T2/T3 history across desired counts joined on that key (never on DesiredCount); SPS rows "
@@ -508,103 +523,18 @@ def _optional(
         "written, so delta and sinks do not run on it. inputs_complete is not blocking: an overdue input "
         "is merged as an explicit -1 gap by design."
     ),
-    check_specs=[
-        dg.AssetCheckSpec("unique_keys", asset=MERGED, blocking=True),
-        dg.AssetCheckSpec("scores_in_range", asset=MERGED, blocking=True),
-        dg.AssetCheckSpec(
+    score_column="Score",
+    score_range=(1, 3),
+    capacity_name="desired_count",
+    guards=[
+        Guard(
             "join_coverage",
-            asset=MERGED,
-            blocking=True,
             description=(
                 f"Fails when the joins collapse: fewer than {MIN_PRICE_COVERAGE:.0%} of the scored "
                 f"(tier, size, region) pairs found a price, or fewer than {MIN_IF_COVERAGE:.0%} of the "
                 "priced or scored pairs found an eviction rate (e.g. 0 rows joined after a change of "
                 "spelling). An input missing altogether is judged by inputs_complete instead."
             ),
-        ),
-        dg.AssetCheckSpec("inputs_complete", asset=MERGED),
+        )
     ],
-    pool="azure_merge",
 )
-def azure_merged(
-    context: dg.AssetExecutionContext, config: MergeConfig, azure_api: AzureApi, lake: LakeResource
-) -> dg.MaterializeResult:
-    watch = Stopwatch()
-    pk = context.partition_key
-    count = capacity_for_window(pk)
-    missing: list[str] = []
-    allow = config.allow_missing_inputs
-    sps = read_frame(lake, keys.sps_key(PROVIDER, pk, count), SPS_COLUMNS)
-    price = _optional(lake, keys.spot_price_key(PROVIDER, pk), empty_price_frame(), allow, missing)
-    empty_if = pd.DataFrame({c: pd.Series(dtype="float64" if c == "IF" else object) for c in IF_COLUMNS})
-    rates = _optional(lake, keys.interruption_frequency_key(PROVIDER, pk), empty_if, allow, missing)
-    previous = read_previous_merged(lake, PROVIDER, pk)
-    result = merge_snapshot(sps, price, rates, previous, window_start(pk), count)
-    if missing:
-        context.log.warning("%s merged with explicit -1 gaps; missing inputs: %s", pk, ", ".join(missing))
-    key = keys.merged_key(PROVIDER, pk)
-    coverage = result.coverage
-    collapsed = coverage.problems(
-        MIN_PRICE_COVERAGE,
-        MIN_IF_COVERAGE,
-        price_present=keys.spot_price_key(PROVIDER, pk) not in missing,
-        if_present=keys.interruption_frequency_key(PROVIDER, pk) not in missing,
-    )
-    guards = [
-        unique_keys_check(result.frame, KEY_COLUMNS),
-        range_check(result.frame, "Score", 1, 3, "scores_in_range", allowed=(-1,)),
-        dg.AssetCheckResult(
-            check_name="join_coverage",
-            passed=not collapsed,
-            metadata={
-                "problems": "; ".join(collapsed),
-                "scored_pairs": coverage.scored_pairs,
-                "scored_priced": coverage.scored_priced,
-                "market_pairs": coverage.market_pairs,
-                "market_rated": coverage.market_rated,
-                "min_price_coverage": MIN_PRICE_COVERAGE,
-                "min_if_coverage": MIN_IF_COVERAGE,
-            },
-        ),
-    ]
-    written = write_if_guarded(context, lake, key, result.frame, guards)
-    return dg.MaterializeResult(
-        metadata=run_metadata(
-            watch,
-            rows=len(result.frame),
-            api_calls=0,
-            simulated=azure_api.simulated,
-            location=lake.location(key),
-            desired_count=count,
-            first_window=previous is None,
-            sps_rows=result.sps_rows,
-            carried_rows=result.carried_rows,
-            regional_rows=result.regional_rows,
-            unpriced_rows=result.unpriced_rows,
-            price_coverage=float(coverage.price_fraction),
-            if_coverage=float(coverage.if_fraction),
-            respelled=dg.MetadataValue.json(result.respelled),
-            written=written,
-            missing_inputs=dg.MetadataValue.json(missing),
-        ),
-        check_results=[
-            *guards,
-            dg.AssetCheckResult(
-                check_name="inputs_complete", passed=not missing, metadata={"missing": ", ".join(missing)}
-            ),
-        ],
-    )
-
-
-change_assets = build_change_assets(
-    ProviderSpec(PROVIDER, KEY_COLUMNS, FEATURE_COLUMNS, api_resource_key="azure_api")
-)
-
-azure_assets = [
-    azure_workload,
-    azure_sps,
-    azure_interruption_frequency,
-    azure_price,
-    azure_merged,
-    *change_assets,
-]

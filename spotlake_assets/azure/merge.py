@@ -47,6 +47,7 @@ from spotlake_assets.azure.constants import (
 )
 from spotlake_assets.domain.delta import CodeArray, KeyIndex, column_codes, require_columns, unique_key_index
 from spotlake_assets.domain.ladder import ladder_step, previous_scores
+from spotlake_assets.domain.merge import MergeResult
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -90,8 +91,10 @@ class JoinCoverage:
 
 
 @dataclass(frozen=True)
-class MergeResult:
-    frame: pd.DataFrame
+class AzureMergeDetail:
+    """What only the Azure merge knows (its ``MergeResult`` has no ``dropped`` or ``unjoined`` reasons: every
+    input row reaches a row, an unmatched price or rate as an ``N/A`` row)."""
+
     sps_rows: int
     carried_rows: int  # AZ rows kept from the previous window without a score this window
     regional_rows: int  # N/A rows: priced or rated pairs without any AZ row
@@ -148,7 +151,7 @@ def merge_snapshot(
     previous: pd.DataFrame | None,
     time: datetime,
     desired_count: int,
-) -> MergeResult:
+) -> MergeResult[AzureMergeDetail]:
     """The window's snapshot (``MERGED_COLUMNS``, sorted by key, categorical string columns); see the module
     docstring. Raises ``ValueError`` for missing columns, null keys, duplicated keys, a ``DesiredCount`` in
     ``sps`` other than ``desired_count``, or a naive ``time``."""
@@ -227,12 +230,16 @@ def merge_snapshot(
     )
     return MergeResult(
         frame=merged,
-        sps_rows=len(sps),
-        carried_rows=carried_rows,
-        regional_rows=regional_rows,
-        unpriced_rows=int((observed & (spot < 0)).sum()),
-        coverage=coverage,
-        respelled=respelled,
+        dropped={},
+        unjoined={},
+        detail=AzureMergeDetail(
+            sps_rows=len(sps),
+            carried_rows=carried_rows,
+            regional_rows=regional_rows,
+            unpriced_rows=int((observed & (spot < 0)).sum()),
+            coverage=coverage,
+            respelled=respelled,
+        ),
     )
 
 

@@ -22,9 +22,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from spotlake_assets.storage.botocore_config import client_config
 
 if TYPE_CHECKING:
     from mypy_boto3_batch.client import BatchClient as Boto3BatchClient
@@ -183,9 +184,7 @@ def is_transient(error: BaseException) -> bool:
 
 def default_boto3_client(region_name: str | None = None, endpoint_url: str | None = None) -> Boto3BatchClient:
     # total_max_attempts=1: botocore makes exactly one attempt; `BatchClient` owns the retry policy.
-    config = Config(
-        retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=30
-    )
+    config = client_config(retry_mode="standard", max_attempts=1, connect_timeout=10, read_timeout=30)
     return boto3.client("batch", region_name=region_name, endpoint_url=endpoint_url, config=config)
 
 
@@ -324,9 +323,7 @@ class LogTail:
     @property
     def boto3_client(self) -> Any:
         if self._client is None:
-            config = Config(
-                retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=10
-            )
+            config = client_config(retry_mode="standard", max_attempts=3, connect_timeout=5, read_timeout=10)
             self._client = boto3.client(
                 "logs", region_name=self._region_name, endpoint_url=self._endpoint_url, config=config
             )

@@ -1,7 +1,8 @@
 """Automation built the same way for every provider: the daily workload schedule (23:55 UTC, for the next
 day), the 10-minute collector schedule, and the lake sensor that turns each new SPS object into one merge run
-(`build_provider_automation`). A provider's `schedules` module only names its jobs and the inputs a merge
-waits for. The run-failure alert is in `alerts`, the freshness check in `freshness`."""
+(`build_provider_automation`), called by `provider.build_provider` with the provider's job names and the
+inputs its merge waits for (`MergeStep.inputs`). The run-failure alert is in `alerts`, the freshness check in
+`freshness`."""
 
 import logging
 from collections.abc import Callable

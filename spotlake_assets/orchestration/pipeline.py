@@ -1,6 +1,6 @@
 """The part of every provider's pipeline that is identical: merged snapshot → delta → sinks.
 
-Provider packages build their own collectors and `merged` asset; this factory adds, for a provider:
+`orchestration/provider.build_provider` calls it with the spec's `ChangeSpec`; it adds, for a provider:
 - `<provider>/delta`: rows new or changed since the previous window, plus `Ceased` rows;
 - `history/<provider>`: the delta of each window as one create-only Parquet object (the open history);
 - `timestream/<provider>`: the delta as Timestream multi-measure records (upserted by a deterministic
@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "LATEST_TIME_FORMAT",
+    "ChangeSpec",
     "HistoryConflict",
     "PreviousState",
-    "ProviderSpec",
     "build_change_assets",
     "latest_records_json",
     "latest_time",
@@ -56,7 +56,9 @@ history_day_partitions = dg.DailyPartitionsDefinition(
 
 
 @dataclass(frozen=True)
-class ProviderSpec:
+class ChangeSpec:
+    """What delta and the sinks read of a provider's contract (`orchestration/provider.ProviderSpec`)."""
+
     provider: str
     key_columns: tuple[str, ...]
     feature_columns: tuple[str, ...]
@@ -117,7 +119,7 @@ class TimestreamConfig(dg.Config):
     revision: int = 0
 
 
-def _simulated(context: dg.AssetExecutionContext, spec: ProviderSpec) -> bool:
+def _simulated(context: dg.AssetExecutionContext, spec: ChangeSpec) -> bool:
     return bool(getattr(context.resources, spec.api_resource_key).simulated)
 
 
@@ -133,7 +135,7 @@ def _timestream_check(report: WriteReport) -> dg.AssetCheckResult:
     )
 
 
-def build_change_assets(spec: ProviderSpec) -> Sequence[dg.AssetsDefinition]:
+def build_change_assets(spec: ChangeSpec) -> Sequence[dg.AssetsDefinition]:
     provider = spec.provider
     merged = dg.AssetKey([provider, "merged"])
     delta_asset_key = dg.AssetKey([provider, "delta"])

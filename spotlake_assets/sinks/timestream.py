@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ import boto3
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from spotlake_assets.sinks.records import Record, RecordSet, effective_record
 from spotlake_assets.storage.botocore_config import client_config
@@ -41,6 +41,11 @@ if TYPE_CHECKING:
     from mypy_boto3_timestream_write.type_defs import RecordTypeDef
 
 log = logging.getLogger(__name__)
+
+
+class _ResendRejected(Exception):
+    """Some records of a batch were refused for a reason a resend can cure."""
+
 
 # Rejection reasons that no resend can cure (docs/data-contracts.md#timestream-records; the API's
 # RejectedRecord documentation): a version conflict, a time outside the memory store's retention, a value past
@@ -159,9 +164,12 @@ class TimestreamSink(dg.ConfigurableResource, ABC):  # type: ignore[type-arg]
         def send(batch: tuple[int, Sequence[Record]]) -> tuple[int, int, int, list[Rejection]]:
             return self._send(table, records, *batch)
 
+        # The first batch goes alone: it makes the client discover (and cache) its endpoint once, instead of
+        # every writer thread racing to DescribeEndpoints, and a target that refuses everything fails once.
+        outcomes = [send(batches[0])] if batches else []
         executor = ThreadPoolExecutor(max_workers=self.writers, thread_name_prefix="timestream")
         try:
-            outcomes = list(executor.map(send, batches))
+            outcomes.extend(executor.map(send, batches[1:]))
         except BaseException:
             # Fail fast: the rest of the window is resent by the rerun anyway (same Version).
             executor.shutdown(wait=True, cancel_futures=True)
@@ -194,34 +202,42 @@ class TimestreamSink(dg.ConfigurableResource, ABC):  # type: ignore[type-arg]
         pending = list(range(len(batch)))
         ingested = calls = resent = 0
         final: list[Rejection] = []
-        for attempt in range(1, self.rejected_attempts + 1):
-            answer = self._write_batch(table, records.common, [batch[i] for i in pending])
-            calls += 1
-            ingested += answer.ingested
-            again: list[int] = []
-            for refusal in answer.refused:
-                position = pending[refusal.index]
-                if attempt < self.rejected_attempts and is_retryable(
-                    refusal.reason, refusal.existing_version
-                ):
-                    again.append(position)
-                    continue
-                index = offset + position
-                label = records.labels[index] if index < len(records.labels) else f"record {index}"
-                final.append(Rejection(index, label, refusal.reason, refusal.existing_version, attempt))
-            if not again:
-                break
-            resent += len(again)
-            log.warning(
-                "%s.%s: resending %d records rejected for a retryable reason (attempt %d of %d)",
-                self.database,
-                table,
-                len(again),
-                attempt + 1,
-                self.rejected_attempts,
-            )
-            time.sleep(self.rejected_backoff_s * 2 ** (attempt - 1))
-            pending = sorted(again)
+        retrying = Retrying(
+            retry=retry_if_exception_type(_ResendRejected),
+            stop=stop_after_attempt(self.rejected_attempts),
+            wait=wait_exponential(multiplier=self.rejected_backoff_s),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                answer = self._write_batch(table, records.common, [batch[i] for i in pending])
+                calls += 1
+                ingested += answer.ingested
+                again: list[int] = []
+                for refusal in answer.refused:
+                    position = pending[refusal.index]
+                    if number < self.rejected_attempts and is_retryable(
+                        refusal.reason, refusal.existing_version
+                    ):
+                        again.append(position)
+                        continue
+                    index = offset + position
+                    label = records.labels[index] if index < len(records.labels) else f"record {index}"
+                    final.append(Rejection(index, label, refusal.reason, refusal.existing_version, number))
+                if again:
+                    resent += len(again)
+                    log.warning(
+                        "%s.%s: resending %d records rejected for a retryable reason (attempt %d of %d)",
+                        self.database,
+                        table,
+                        len(again),
+                        number + 1,
+                        self.rejected_attempts,
+                    )
+                    pending = sorted(again)
+                    # The last attempt never gets here: its retryable refusals are final above.
+                    raise _ResendRejected()
         return ingested, calls, resent, final
 
 

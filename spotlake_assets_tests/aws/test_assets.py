@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from spotlake_assets.aws import workload
-from spotlake_assets.aws.assets import aws_assets
 from spotlake_assets.aws.constants import FEATURE_COLUMNS, KEY_COLUMNS, MERGED_COLUMNS
 from spotlake_assets.aws.credentials import AwsCredentialPool
+from spotlake_assets.aws.definitions import aws_assets
 from spotlake_assets.aws.simulation import SimulatedAwsApi, SimulatedWorld, simulated_credentials
 from spotlake_assets.aws.workload import PackingResult
 from spotlake_assets.domain.windows import capacity_for_window
@@ -266,7 +266,9 @@ def test_backfill_of_a_past_window_skips_now_only_collectors(day_built: LocalLak
     spot prices, which AWS keeps a history of, are still collected."""
     result = run(day_built, WINDOW_ASSETS, WINDOWS[0], replay_past=False)
     assert result.success
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    materialized = {
+        e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key
+    }
     assert materialized == {"aws/spot_price"}
     observations = [
         e.event_specific_data.asset_observation  # type: ignore[union-attr]
@@ -274,7 +276,7 @@ def test_backfill_of_a_past_window_skips_now_only_collectors(day_built: LocalLak
         if e.event_type_value == "ASSET_OBSERVATION"
     ]
     assert {o.asset_key.to_user_string() for o in observations} == {"aws/sps", "aws/interruption_frequency"}
-    assert all("cannot be observed" in o.metadata["reason"].value for o in observations)
+    assert all("cannot be observed" in str(o.metadata["reason"].value) for o in observations)
     assert day_built.list_keys("rawdata/aws/sps/") == []
     assert not day_built.exists(keys.merged_key("aws", WINDOWS[0]))
 
@@ -310,7 +312,7 @@ def step_failure_description(result: dg.ExecuteInProcessResult) -> str:
 
 
 def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
-    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key}
 
 
 def test_an_out_of_range_score_is_never_stored_and_a_rerun_collects_again(
@@ -347,6 +349,7 @@ def test_merged_coverage_is_measured_against_the_plan_and_blocks_publishing(day_
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "covers_workload")
     assert check.metadata["missing_type_az"].value == 1
     (sample,) = check.metadata["missing_sample"].value  # type: ignore[misc]
+    assert isinstance(sample, str)
     assert sample.startswith(f"{lost['InstanceType']} in ") and lost["AZ"] in sample
     # A failed guard stops the publication in the same run: no delta, history, Timestream or latest.
     assert materialized(result) == {"aws/merged"}

@@ -8,10 +8,23 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from spotlake_assets.aws.schedules import aws_automation, merge_inputs, sps_object
+from spotlake_assets.aws.assets import merge_inputs
+from spotlake_assets.aws.definitions import definitions
+from spotlake_assets.domain.windows import capacity_for_window
+from spotlake_assets.storage import keys
 from spotlake_assets.storage.lake import LakeResource, LocalLake
 
 WINDOWS = ["2026-03-01-00:00", "2026-03-01-00:10", "2026-03-01-00:20"]
+
+
+def aws_automation(running: bool) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
+    """The workload and window schedules and the lake sensor the builder made for AWS."""
+    built = definitions(running)
+    return [s for s in built.schedules if s.name != "aws_freshness_schedule"], built.sensors
+
+
+def sps_object(partition_key: str) -> str:
+    return keys.sps_key("aws", partition_key, capacity_for_window(partition_key))
 
 
 def schedule_context(tick: datetime) -> dg.ScheduleEvaluationContext:
@@ -117,10 +130,12 @@ def test_sensor_on_s3_lists_after_its_cursor(s3_lake: LakeResource) -> None:
 
 
 def test_azure_uses_the_same_automation(local_lake: LocalLake) -> None:
-    from spotlake_assets.azure.schedules import azure_automation
-    from spotlake_assets.azure.schedules import merge_inputs as azure_inputs
+    from spotlake_assets.azure.assets import merge_inputs as azure_inputs
+    from spotlake_assets.azure.definitions import definitions as azure_definitions
 
-    schedules, (sensor,) = azure_automation(running=True)
+    built = azure_definitions(running=True)
+    schedules = [s for s in built.schedules if s.name != "azure_freshness_schedule"]
+    (sensor,) = built.sensors
     assert {s.name: s.job_name for s in schedules} == {
         "azure_workload_schedule": "azure_daily_job",
         "azure_window_schedule": "azure_collect_job",

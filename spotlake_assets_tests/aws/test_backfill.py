@@ -16,7 +16,7 @@ from dagster._daemon.backfill import execute_backfill_iteration
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 from dagster_graphql.test.utils import execute_dagster_graphql
 
-from spotlake_assets.aws.assets import aws_assets
+from spotlake_assets.aws.definitions import aws_assets
 from spotlake_assets.environment import resources_for
 from spotlake_assets.storage import keys
 from spotlake_assets.storage.frames import read_frame
@@ -93,6 +93,7 @@ def test_backfill_of_12_windows_equals_12_live_runs(tmp_path: Path, monkeypatch:
                 assert backfill is not None
                 if backfill.status != BulkActionStatus.REQUESTED:
                     break
+            assert backfill is not None
             assert backfill.status in (BulkActionStatus.COMPLETED, BulkActionStatus.COMPLETED_SUCCESS)
 
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
@@ -107,7 +108,9 @@ def test_backfill_of_12_windows_equals_12_live_runs(tmp_path: Path, monkeypatch:
     expected, actual = snapshot(live), snapshot(backfilled)
     assert expected.keys() == actual.keys()
     for key, value in expected.items():
+        got = actual[key]
         if isinstance(value, bytes):
-            assert actual[key] == value, key
+            assert got == value, key
         else:
-            pd.testing.assert_frame_equal(actual[key], value, obj=key)
+            assert isinstance(got, pd.DataFrame), key
+            pd.testing.assert_frame_equal(got, value, obj=key)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from spotlake_assets.aws.demo import LADDER_NOTE, aws_summary_lines
+from spotlake_assets.domain.summary import Metadata
 
-DAILY = {
+DAILY: dict[str, Metadata] = {
     "aws/workload": {
         "queries": dg.MetadataValue.int(7363),
         "lower_bound": dg.MetadataValue.int(7363),
@@ -15,7 +16,7 @@ DAILY = {
     },
     "aws/ondemand_price": {"rows": dg.MetadataValue.int(21255)},
 }
-WINDOW = {
+WINDOW: dict[str, Metadata] = {
     "aws/sps": {
         "target_capacity": 5,
         "rows": dg.MetadataValue.int(64394),

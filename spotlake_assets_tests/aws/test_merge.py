@@ -16,7 +16,8 @@ from spotlake_assets.aws.constants import (
     SPOT_PRICE_COLUMNS,
     SPS_COLUMNS,
 )
-from spotlake_assets.aws.merge import MergeResult, merge_snapshot, merge_snapshot_with_report
+from spotlake_assets.aws.merge import AwsMergeDetail, merge_snapshot
+from spotlake_assets.domain.merge import MergeResult
 from spotlake_assets.storage.frames import frame_to_parquet, parquet_to_frame
 
 TIME = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -81,8 +82,10 @@ def inputs(**overrides: pd.DataFrame) -> dict[str, Any]:
     return frames
 
 
-def merge(previous: pd.DataFrame | None = None, capacity: int = 5, **overrides: Any) -> MergeResult:
-    return merge_snapshot_with_report(
+def merge(
+    previous: pd.DataFrame | None = None, capacity: int = 5, **overrides: Any
+) -> MergeResult[AwsMergeDetail]:
+    return merge_snapshot(
         **inputs(**overrides), zone_regions=ZONES, time=TIME, previous=previous, capacity=capacity
     )
 
@@ -102,7 +105,10 @@ def test_merge_fills_rounds_and_adds_price_only_rows() -> None:
         ("m5.large", "us-east-1", "use1-az2", 2, 0, 5, 3.0, 0.096, -1.0, -1),  # no spot price
         ("r6i.large", "us-east-1", "use1-az2", -1, 0, 0, -1.0, 0.126, 0.1, 20),
     ]
-    assert (result.unknown_az_price_rows, result.unknown_azs) == (1, ("apne1-az9",))
+    assert (result.dropped, result.detail.unknown_azs) == (
+        {"spot_price: AZ id not in the day's zones": 1},
+        ("apne1-az9",),
+    )
 
 
 def test_merge_reports_every_drop_by_reason() -> None:
@@ -112,11 +118,6 @@ def test_merge_reports_every_drop_by_reason() -> None:
         "interruption_frequency: no pool of that (InstanceType, Region)": 1,  # ap-northeast-1 m5.large
         "ondemand: no pool of that (InstanceType, Region)": 0,
     }
-
-
-def test_merge_snapshot_is_the_frame_of_the_report() -> None:
-    frame = merge_snapshot(**inputs(), zone_regions=ZONES, time=TIME, previous=None, capacity=5)
-    pd.testing.assert_frame_equal(frame, merge().frame)
 
 
 def test_schema_and_dtypes() -> None:
@@ -345,5 +346,14 @@ def test_matches_a_pandas_merge_reference(seed: int) -> None:
             frac=1, random_state=1
         ),
     }
-    got = merge(**frames).frame.drop(columns=["Time"]).astype({k: object for k in KEYS})
+    got = (
+        merge(
+            sps=frames["sps"],
+            spot_price=frames["spot_price"],
+            interruption_frequency=frames["interruption_frequency"],
+            ondemand=frames["ondemand"],
+        )
+        .frame.drop(columns=["Time"])
+        .astype({k: object for k in KEYS})
+    )
     pd.testing.assert_frame_equal(got, reference_merge(frames, 5))

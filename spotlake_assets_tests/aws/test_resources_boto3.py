@@ -754,7 +754,9 @@ def test_advisor_asset_fails_at_once_on_a_404(httpserver: HTTPServer, local_lake
     current = window_key(now.replace(minute=now.minute - now.minute % 10, second=0, microsecond=0))
     context = dg.build_asset_context(partition_key=current)
     with pytest.raises(dg.Failure) as caught:
-        list(aws_interruption_frequency(context, aws_api=_advisor_api(url), lake=local_lake))
+        events = aws_interruption_frequency(context, aws_api=_advisor_api(url), lake=local_lake)
+        assert isinstance(events, Iterator)  # a generator asset invoked directly yields its events lazily
+        list(events)
     assert caught.value.description is not None
     assert caught.value.description.startswith(f"spot advisor document unavailable: {url}: HTTP 404")
     assert caught.value.allow_retries is False

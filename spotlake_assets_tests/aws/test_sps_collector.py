@@ -45,7 +45,9 @@ def pool(n: int) -> list[Credential]:
     return [Credential(i, f"FAKEKEY{i:013d}", f"fake-secret-{i}") for i in range(n)]
 
 
-def collect(api: ScriptedAwsApi, lake: LocalLake, creds: list[Credential], capacity: int = 5):  # type: ignore[no-untyped-def]
+def collect(
+    api: ScriptedAwsApi, lake: LocalLake, creds: list[Credential], capacity: int = 5
+) -> SpsCollection:
     ledger = CredentialLedger(lake, "2026-03-01", creds)
     return collect_sps(api, lake, ledger, QUERIES, WINDOW, START, capacity, workers=3, throttle=FAST)
 
@@ -53,7 +55,7 @@ def collect(api: ScriptedAwsApi, lake: LocalLake, creds: list[Credential], capac
 @pytest.mark.parametrize(("score", "t3", "t2"), [(1, 0, 0), (2, 0, 10), (3, 10, 0), (10, 10, 0)])
 def test_t2_t3_columns(score: int, t3: int, t2: int) -> None:
     frame = scores_to_frame([SpsScore("m5.large", "us-east-1", "use1-az6", score)], 10)
-    assert frame.loc[0, ["SPS", "TargetCapacity", "T3", "T2"]].tolist() == [score, 10, t3, t2]
+    assert frame[["SPS", "TargetCapacity", "T3", "T2"]].iloc[0].tolist() == [score, 10, t3, t2]
 
 
 def test_collects_every_query_once_per_group_credential(local_lake: LocalLake) -> None:

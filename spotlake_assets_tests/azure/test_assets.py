@@ -11,13 +11,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from spotlake_assets.azure.assets import azure_assets
 from spotlake_assets.azure.budget import EndpointBudget
 from spotlake_assets.azure.constants import FEATURE_COLUMNS, KEY_COLUMNS, MERGED_COLUMNS
 from spotlake_assets.azure.credentials import AzureCredentials, simulated_login
+from spotlake_assets.azure.definitions import azure_assets, definitions
 from spotlake_assets.azure.demo import azure_summary_lines
 from spotlake_assets.azure.models import Endpoint, PlacementScore
-from spotlake_assets.azure.schedules import azure_automation, azure_jobs
 from spotlake_assets.azure.simulation import SimulatedAzureApi
 from spotlake_assets.azure.workload import requests_from_frame
 from spotlake_assets.domain.windows import capacity_for_window, window_start
@@ -200,14 +199,7 @@ def test_a_price_page_that_keeps_failing_fails_the_asset_with_its_url(day_built:
 
 
 def test_jobs_and_schedules_run_the_day_and_a_window(local_lake: LocalLake) -> None:
-    schedules, sensors = azure_automation(running=False)
-    defs = dg.Definitions(
-        assets=azure_assets,
-        jobs=azure_jobs,
-        schedules=schedules,
-        sensors=sensors,
-        resources=resources(local_lake),
-    )
+    defs = definitions(running=False).definitions(resources(local_lake))
     daily = defs.resolve_job_def("azure_daily_job").execute_in_process(partition_key=DAY)
     window = defs.resolve_job_def("azure_window_job").execute_in_process(
         partition_key=WINDOWS[0], run_config=FAST

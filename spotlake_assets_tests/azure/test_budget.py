@@ -6,6 +6,7 @@ import json
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_quarantine_lasts_one_horizon_and_is_persisted(local_lake: LocalLake) ->
     assert again.reserve([sick], 1, NOW + timedelta(minutes=62)) == [sick]
 
 
-def test_concurrent_runs_never_overspend(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_runs_never_overspend(tmp_path: Path) -> None:
     # Separate budget objects (separate processes in production) share one state file through CAS writes.
     root = str(tmp_path / "lake")
     grants: list[Endpoint] = []

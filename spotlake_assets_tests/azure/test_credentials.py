@@ -88,12 +88,12 @@ def test_login_from_environment_variables(monkeypatch: pytest.MonkeyPatch) -> No
     resources = azure_resources("prod", {"SPOTLAKE_AZURE_AUTH": "env"})
 
     @dg.asset
-    def probe(azure_credentials: AzureCredentials) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    def probe(azure_credentials: AzureCredentials) -> dg.MaterializeResult[None]:
         login = azure_credentials.load()
         return dg.MaterializeResult(metadata={"subs": len(login.subscriptions), "label": login.label})
 
     result = dg.materialize([probe], resources={"azure_credentials": resources["azure_credentials"]})
-    metadata = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata  # type: ignore[union-attr]
+    metadata = result.asset_materializations_for_node("probe")[0].metadata
     assert metadata["subs"].value == 3 and SECRET not in str(metadata)
 
 

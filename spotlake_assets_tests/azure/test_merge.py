@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -164,7 +164,7 @@ def test_sps_rows_without_a_price_are_kept_and_priced_pairs_without_sps_get_a_re
     regional = row(frame, "D4s_v5", "N/A")
     assert (regional["Score"], regional["T3"], regional["DesiredCount"]) == (-1, 0, -1)
     assert (regional["OndemandPrice"], regional["IF"]) == (0.192, 2.5)
-    assert (merged.unpriced_rows, merged.regional_rows, merged.carried_rows) == (1, 1, 0)
+    assert (merged.detail.unpriced_rows, merged.detail.regional_rows, merged.detail.carried_rows) == (1, 1, 0)
     assert frame[list(KEY_COLUMNS)].astype(str).apply(tuple, axis=1).is_monotonic_increasing
 
 
@@ -180,7 +180,7 @@ def test_an_uncovered_pair_keeps_its_history_until_it_leaves_the_market() -> Non
     merged = merge_snapshot(partial, PRICES, RATES, before, START + timedelta(minutes=40), 20)
     carried = row(merged.frame, "D2s_v5", "1")
     assert (carried["Score"], carried["T3"], carried["DesiredCount"]) == (-1, 15, -1)
-    assert merged.carried_rows == 2 and merged.regional_rows == 0
+    assert merged.detail.carried_rows == 2 and merged.detail.regional_rows == 0
     # Once the pair is neither priced nor rated nor scored, its rows cease.
     later = sps({("D4s_v5", "eastus", "1"): 3}, 25)
     gone = merge_snapshot(
@@ -200,7 +200,7 @@ def test_an_uncovered_pair_keeps_its_history_until_it_leaves_the_market() -> Non
         (lambda f: f.assign(InstanceType=np.nan), "null InstanceType"),
     ],
 )
-def test_bad_inputs_are_refused(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_inputs_are_refused(mutate: Callable[[pd.DataFrame], pd.DataFrame], message: str) -> None:
     frame = sps({("D2s_v5", "eastus", "1"): 3}, 1)
     with pytest.raises(ValueError, match=message):
         merge_snapshot(mutate(frame), PRICES, RATES, None, START, 1)
@@ -232,16 +232,19 @@ def test_names_join_case_insensitively_keeping_the_price_list_spelling() -> None
     assert set(frame["InstanceType"]) == {"NC24ads_A100_v4", "D2s_v5"} and set(frame["Region"]) == {"eastus"}
     assert row(frame, "NC24ads_A100_v4", "1")["IF"] == 2.5 and row(frame, "D2s_v5", "N/A")["IF"] == 3.0
     assert len(frame) == 3  # no second row per pair for the other spelling
-    assert merged.respelled == {"interruption_frequency.InstanceType": 2, "interruption_frequency.Region": 1}
-    assert (merged.coverage.price_fraction, merged.coverage.if_fraction) == (1.0, 1.0)
-    assert merged.coverage.problems(0.5, 0.25) == []
+    assert merged.detail.respelled == {
+        "interruption_frequency.InstanceType": 2,
+        "interruption_frequency.Region": 1,
+    }
+    assert (merged.detail.coverage.price_fraction, merged.detail.coverage.if_fraction) == (1.0, 1.0)
+    assert merged.detail.coverage.problems(0.5, 0.25) == []
 
 
 def test_a_collapsed_join_is_named_with_its_numbers() -> None:
     scores = {("D2s_v5", "eastus", "1"): 3, ("D4s_v5", "eastus", "1"): 3}
     unrelated = rates({("D2s_v5", "westus"): 3.0})
     merged = merge_snapshot(sps(scores, 1), PRICES.iloc[:1], unrelated, None, START, 1)
-    coverage = merged.coverage
+    coverage = merged.detail.coverage
     assert (coverage.scored_pairs, coverage.scored_priced) == (2, 1)
     assert (coverage.market_pairs, coverage.market_rated) == (2, 0)
     problems = coverage.problems(0.6, 0.25)

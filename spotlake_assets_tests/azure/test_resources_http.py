@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from spotlake_assets.azure.collectors.sps import scores_frame
 from spotlake_assets.azure.merge import merge_snapshot
 from spotlake_assets.azure.models import (
     AuthenticationFailed,
+    AzureApiError,
     AzureLogin,
     Endpoint,
     InvalidRequestValues,
@@ -238,8 +239,14 @@ def test_token_flow_and_request_body(
         ),
     ],
 )
-def test_sps_errors_map_to_typed_exceptions(  # type: ignore[no-untyped-def]
-    api: AzureSdkApi, httpserver: HTTPServer, status: int, body: dict[str, Any], headers, error, check
+def test_sps_errors_map_to_typed_exceptions(
+    api: AzureSdkApi,
+    httpserver: HTTPServer,
+    status: int,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    error: type[AzureApiError],
+    check: Callable[[AzureApiError], bool],
 ) -> None:
     httpserver.expect_request(SPS_PATH, method="POST").respond_with_json(body, status=status, headers=headers)
     with pytest.raises(error) as raised:
@@ -554,4 +561,4 @@ def test_lower_case_resource_graph_skus_reach_the_merged_snapshot(
     assert frame.loc[("D2s_v5", "eastus"), "IF"] == 3.0
     assert frame.loc[("D2s_v5", "eastus"), "SpotPrice"] == 0.002508
     assert set(merged.frame["InstanceType"]) == {"NC24ads_A100_v4", "D2s_v5"}  # the price list's spelling
-    assert merged.coverage.if_fraction == 1.0 and merged.coverage.problems(0.5, 0.25) == []
+    assert merged.detail.coverage.if_fraction == 1.0 and merged.detail.coverage.problems(0.5, 0.25) == []

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from spotlake_assets.azure.budget import BUDGET_KEY, EndpointBudget, InvalidRegistry
-from spotlake_assets.azure.collectors.sps import NO_BUDGET, RetryPolicy, checkpoint_key, collect_sps
+from spotlake_assets.azure.collectors.sps import (
+    NO_BUDGET,
+    RetryPolicy,
+    SpsCollection,
+    checkpoint_key,
+    collect_sps,
+)
 from spotlake_assets.azure.models import Endpoint, MalformedResponse, PermanentError, SpsRequest
 from spotlake_assets.storage.keys import sps_checkpoint_prefix
 from spotlake_assets.storage.lake import LocalLake
@@ -26,13 +32,13 @@ def requests(n: int, per_batch: int = 2) -> list[SpsRequest]:
     ]
 
 
-def collect(  # type: ignore[no-untyped-def]
+def collect(
     api: ScriptedAzureApi,
     lake: LocalLake,
     reqs: list[SpsRequest],
     sleeps: list[float] | None = None,
     pk: str = PK,
-):
+) -> SpsCollection:
     waits = [] if sleeps is None else sleeps
     return collect_sps(
         api,

@@ -84,7 +84,9 @@ def test_workload_frame_round_trips_and_is_validated() -> None:
     frame = workload_frame(plan)
     assert requests_from_frame(frame) == plan.requests
     broken = frame.copy()
-    broken.at[0, "Sizes"] = [f"Standard_S{i}" for i in range(6)]  # type: ignore[assignment]
+    sizes = broken["Sizes"].tolist()
+    sizes[0] = [f"Standard_S{i}" for i in range(6)]
+    broken["Sizes"] = pd.Series(sizes, index=broken.index, dtype=object)
     with pytest.raises(ValueError, match=r"Sizes must hold 1\.\.5"):
         requests_from_frame(broken)
     with pytest.raises(ValueError, match="missing columns"):

@@ -4,15 +4,20 @@ botocore Stubber validates against the real service model."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.test_utils import instance_for_test
+from typing_extensions import TypedDict
 
 from spotlake_assets.batch_launcher import BatchRunLauncher
 from spotlake_assets_tests.batch_launcher import jobs
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch.literals import JobStatusType
+    from mypy_boto3_batch.type_defs import AttemptDetailTypeDef, ContainerDetailTypeDef, JobDetailTypeDef
 
 QUEUE = "spotlake-runs"
 JOB_DEFINITION = "spotlake-run-worker"
@@ -60,7 +65,23 @@ def create_run(
     return instance.create_run_for_job(job_def=job, job_code_origin=origin, tags=tags or {})
 
 
-def job_detail(job_id: str, status: str, **extra: Any) -> dict[str, Any]:
+class JobDetailExtra(TypedDict, total=False, closed=True):
+    """The optional job-detail fields the tests set; closed (no other keys), so it unpacks into a detail."""
+
+    statusReason: str
+    createdAt: int
+    container: ContainerDetailTypeDef
+    attempts: list[AttemptDetailTypeDef]
+
+
+def launch_without_workspace(instance: dg.DagsterInstance, run_id: str) -> DagsterRun:
+    """``instance.launch_run`` with no workspace: `BatchRunLauncher` never reads it."""
+    # dagster annotates `workspace` as required, yet hands it to the launcher as the Optional
+    # `LaunchRunContext.workspace`; these tests need no workspace (no code location), so they pass None.
+    return instance.launch_run(run_id, workspace=None)  # type: ignore[arg-type]
+
+
+def job_detail(job_id: str, status: JobStatusType, **extra: Unpack[JobDetailExtra]) -> JobDetailTypeDef:
     return {
         "jobName": f"dagster-job-{job_id[:8]}",
         "jobId": job_id,

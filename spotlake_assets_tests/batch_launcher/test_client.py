@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -41,10 +39,10 @@ def test_statuses_know_what_is_terminal_and_what_has_a_container() -> None:
     ],
 )
 def test_spot_reclaim_is_read_from_the_status_reason(reason: str | None, instance: str | None) -> None:
-    detail: dict[str, Any] = job_detail(JOB_ID, "FAILED")
+    detail = job_detail(JOB_ID, "FAILED")
     if reason is not None:
         detail["statusReason"] = reason
-    assert BatchJob.from_api(detail).spot_reclaimed_instance == instance  # type: ignore[arg-type]
+    assert BatchJob.from_api(detail).spot_reclaimed_instance == instance
 
 
 def test_a_reclaim_named_only_by_an_attempt_is_recognised() -> None:
@@ -55,7 +53,7 @@ def test_a_reclaim_named_only_by_an_attempt_is_recognised() -> None:
             {"statusReason": "Host EC2 (instance i-9) terminated.", "container": {"logStreamName": "s"}}
         ],
     )
-    job = BatchJob.from_api(detail)  # type: ignore[arg-type]
+    job = BatchJob.from_api(detail)
     assert job.is_spot_reclaim
     assert job.log_stream_name == "s"  # from the last attempt when the job-level container has none
 
@@ -134,6 +132,7 @@ def test_retry_policy_needs_an_attempt() -> None:
 def test_the_default_client_leaves_retries_to_the_policy(aws_env: None) -> None:
     client = BatchClient(region_name="eu-west-1", endpoint_url="http://127.0.0.1:1")
     config = client.boto3_client.meta.config
-    assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
+    # botocore-stubs declare Config's options only as __init__ parameters; botocore sets them as attributes.
+    assert config.retries == {"total_max_attempts": 1, "mode": "standard"}  # type: ignore[attr-defined]
     assert client.boto3_client.meta.region_name == "eu-west-1"
     assert client.boto3_client.meta.endpoint_url == "http://127.0.0.1:1"

@@ -19,7 +19,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import dagster as dg
@@ -28,22 +28,26 @@ import yaml
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RETRY_NUMBER_TAG
-from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget, instance_for_test
+from dagster._core.test_utils import instance_for_test
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.auto_run_reexecution.auto_run_reexecution import (
     consume_new_runs_for_automatic_reexecution,
 )
 from dagster._daemon.monitoring.run_monitoring import execute_run_monitoring_iteration
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from moto.batch.models import batch_backends
-from moto.core.models import default_user_config
+from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
 from spotlake_assets.batch_launcher import JOB_ID_TAG
 from spotlake_assets.definitions import build_definitions
 from spotlake_assets_tests.infra.conftest import INFRA, REPO
 from spotlake_assets_tests.infra.test_image import entry_command
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch.type_defs import JobDetailTypeDef
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -106,13 +110,13 @@ def create_batch_resources(url: str, job_environment: dict[str, str]) -> None:
     )
 
 
-def submitted_job(url: str, job_id: str) -> dict[str, Any]:
+def submitted_job(url: str, job_id: str) -> JobDetailTypeDef:
     batch = boto3.client("batch", region_name=REGION, endpoint_url=url)
     (job,) = batch.describe_jobs(jobs=[job_id])["jobs"]
-    return job  # type: ignore[no-any-return]
+    return job
 
 
-def container_process(job: dict[str, Any], dagster_home: str) -> tuple[list[str], dict[str, str]]:
+def container_process(job: JobDetailTypeDef, dagster_home: str) -> tuple[list[str], dict[str, str]]:
     """The job's command and the environment its container would get (job definition + overrides), plus
     what any image provides (PATH, HOME) — nothing else of this test process leaks in."""
     environment = {e["name"]: e["value"] for e in job["container"]["environment"]}
@@ -124,7 +128,7 @@ def container_process(job: dict[str, Any], dagster_home: str) -> tuple[list[str]
     return list(job["container"]["command"]), environment
 
 
-def run_container(job: dict[str, Any], dagster_home: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_container(job: JobDetailTypeDef, dagster_home: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     command, environment = container_process(job, dagster_home)
     return subprocess.run(command, env=environment, cwd=cwd, capture_output=True, text=True, timeout=300)
 
@@ -215,7 +219,7 @@ def test_a_real_run_on_batch_then_a_reclaimed_run_is_retried_from_failure(
         instance_for_test(overrides=overrides) as instance,
         WorkspaceProcessContext(
             instance,
-            InProcessTestWorkspaceLoadTarget(
+            InProcessWorkspaceLoadTarget(
                 InProcessCodeLocationOrigin(
                     LoadableTargetOrigin(
                         executable_path=sys.executable, module_name=module_name, working_directory=str(REPO)

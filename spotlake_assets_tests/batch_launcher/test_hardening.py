@@ -23,7 +23,7 @@ from spotlake_assets.batch_launcher import (
     BatchRunLauncher,
 )
 from spotlake_assets.batch_launcher.sensors import fail_batch_runs_that_cannot_start
-from spotlake_assets_tests.batch_launcher.conftest import JOB_DEFINITION, create_run
+from spotlake_assets_tests.batch_launcher.conftest import JOB_DEFINITION, create_run, launch_without_workspace
 from spotlake_assets_tests.batch_launcher.test_launcher import JOB_ID, launch, stub_describe, submit_response
 
 IMAGE_V1 = "123456789012.dkr.ecr.us-east-1.amazonaws.com/spotlake-assets@sha256:" + "1" * 64
@@ -68,7 +68,8 @@ def test_fractional_vcpus_are_rounded_up_and_said_so(
     assert request["containerOverrides"]["resourceRequirements"][0] == {"type": "VCPU", "value": "1"}
     events = instance.all_logs(request["run_id"], of_type=DagsterEventType.ENGINE_EVENT)
     launched = next(e for e in events if (e.message or "").endswith("Launching run in an AWS Batch job"))
-    note = launched.dagster_event.engine_event_data.metadata["vCPU note"]  # type: ignore[union-attr]
+    assert launched.dagster_event is not None
+    note = launched.dagster_event.engine_event_data.metadata["vCPU note"]
     assert "rounded up to 1: AWS Batch on EC2 takes whole vCPUs" in str(note.value)
 
 
@@ -104,7 +105,7 @@ def test_the_run_is_submitted_with_the_revision_that_holds_its_image(
                 "propagateTags": True,
             },
         )
-        instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+        launch_without_workspace(instance, run.run_id)
         stub.assert_no_pending_responses()
     launched = instance.get_run_by_id(run.run_id)
     assert launched is not None
@@ -119,7 +120,7 @@ def test_no_revision_with_the_image_fails_the_launch_before_submitting(
     with Stubber(launcher.batch.boto3_client) as stub:
         stub_revisions(stub, revision(8, IMAGE_V2))
         with pytest.raises(BatchLaunchError, match="No ACTIVE revision"):
-            instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+            launch_without_workspace(instance, run.run_id)
         stub.assert_no_pending_responses()  # and no SubmitJob was sent
     failed = instance.get_run_by_id(run.run_id)
     assert failed is not None and failed.status == DagsterRunStatus.FAILURE

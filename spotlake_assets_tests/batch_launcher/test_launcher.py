@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import dagster as dg
 import pytest
@@ -26,10 +26,15 @@ from spotlake_assets_tests.batch_launcher import jobs
 from spotlake_assets_tests.batch_launcher.conftest import (
     JOB_DEFINITION,
     QUEUE,
+    JobDetailExtra,
     create_run,
     job_detail,
+    launch_without_workspace,
     launcher_overrides,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch.literals import JobStatusType
 
 JOB_ID = "4c1b2a3d-0000-4000-8000-000000000001"
 RECLAIM_REASON = "Host EC2 (instance i-0123456789abcdef0) terminated."
@@ -51,7 +56,7 @@ def launch(instance: dg.DagsterInstance, launcher: BatchRunLauncher, **run_kwarg
     run = create_run(instance, **run_kwargs)
     with Stubber(client) as stub:
         stub.add_response("submit_job", submit_response(), {k: ANY for k in _submit_keys(launcher)})
-        instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+        launch_without_workspace(instance, run.run_id)
         stub.assert_no_pending_responses()
     client.meta.events.unregister("provide-client-params.batch.SubmitJob", capture)
     captured["run_id"] = run.run_id
@@ -71,7 +76,7 @@ def _submit_keys(launcher: BatchRunLauncher) -> list[str]:
     return [*keys, "timeout"] if launcher.job_timeout_seconds is not None else keys
 
 
-def stub_describe(stub: Stubber, status: str, **extra: Any) -> None:
+def stub_describe(stub: Stubber, status: JobStatusType, **extra: Unpack[JobDetailExtra]) -> None:
     stub.add_response("describe_jobs", {"jobs": [job_detail(JOB_ID, status, **extra)]}, {"jobs": [JOB_ID]})
 
 
@@ -132,7 +137,7 @@ def test_a_bad_resource_tag_fails_the_launch_without_submitting(
 ) -> None:
     run = create_run(instance, tags={"batch/vcpu": "lots"})
     with Stubber(launcher.batch.boto3_client), pytest.raises(BatchLaunchError, match="not a number"):
-        instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+        launch_without_workspace(instance, run.run_id)
     failed = instance.get_run_by_id(run.run_id)
     assert failed is not None and failed.status == DagsterRunStatus.FAILURE
 
@@ -142,7 +147,8 @@ def test_health_walks_a_successful_job(instance: dg.DagsterInstance, launcher: B
     run = instance.get_run_by_id(run_id)
     assert run is not None
     with Stubber(launcher.batch.boto3_client) as stub:
-        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"):
+        unfinished: tuple[JobStatusType, ...] = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+        for status in unfinished:
             stub_describe(stub, status)
             assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
         instance.report_run_failed(run)  # any finished state: the worker completed its run
@@ -225,6 +231,7 @@ def test_run_monitoring_fails_a_reclaimed_started_run(
     assert record is not None and record.dagster_run.status == DagsterRunStatus.STARTED
     with Stubber(launcher.batch.boto3_client) as stub:
         stub_describe(stub, "FAILED", statusReason=RECLAIM_REASON)
+        # No workspace: it is read only to resume runs, and this instance does not resume them.
         monitor_started_run(instance, None, record, logging.getLogger("test"))  # type: ignore[arg-type]
     failed = instance.get_run_by_id(run_id)
     assert failed is not None and failed.status == DagsterRunStatus.FAILURE
@@ -291,10 +298,11 @@ def test_the_sensor_stops_the_job_of_a_run_failed_while_queued(
         run, "Run timed out due to taking longer than 1200 seconds to start."
     )
     failed_run = instance.get_run_by_id(run_id)
+    assert failed_run is not None
     context = dg.build_run_status_sensor_context(
         sensor_name="stop_orphaned_batch_jobs",
         dagster_instance=instance,
-        dagster_run=failed_run,  # type: ignore[arg-type]
+        dagster_run=failed_run,
         dagster_event=failure,
     ).for_run_failure()
     with Stubber(launcher.batch.boto3_client) as stub:
@@ -340,7 +348,7 @@ def test_overrides_are_held_to_the_ecs_limit_not_submitjobs(aws_env: None) -> No
             Stubber(launcher.batch.boto3_client),
             pytest.raises(BatchLaunchError, match="ECS takes at most 8192"),
         ):
-            instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+            launch_without_workspace(instance, run.run_id)
 
 
 def test_the_command_carries_env_references_not_their_values(
@@ -398,10 +406,12 @@ def test_the_sensor_loads_running_and_ignores_other_launchers() -> None:
     with instance_for_test() as instance:  # the default launcher: nothing to stop, nothing called
         run = create_run(instance)
         failure = instance.report_run_failed(run, "boom")
+        failed_run = instance.get_run_by_id(run.run_id)
+        assert failed_run is not None
         context = dg.build_run_status_sensor_context(
             sensor_name="stop_orphaned_batch_jobs",
             dagster_instance=instance,
-            dagster_run=instance.get_run_by_id(run.run_id),  # type: ignore[arg-type]
+            dagster_run=failed_run,
             dagster_event=failure,
         ).for_run_failure()
         stop_orphaned_batch_jobs(context)

@@ -3,6 +3,7 @@ row-by-row reference on random data."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -226,11 +227,11 @@ def test_encode_keys_orders_like_the_key_tuples_and_matches_nulls() -> None:
 # ---- equivalence with a naive reference -------------------------------------------------------------
 
 
-def naive_delta(previous: pd.DataFrame, current: pd.DataFrame, time: datetime) -> list[dict[str, Any]]:
+def naive_delta(previous: pd.DataFrame, current: pd.DataFrame, time: datetime) -> list[dict[Hashable, Any]]:
     """Obviously correct and slow: dictionaries keyed by tuples, one row at a time."""
     before = {tuple(row[k] for k in KEYS): row for row in previous.to_dict("records")}
     after = {tuple(row[k] for k in KEYS): row for row in current.to_dict("records")}
-    out = []
+    out: list[dict[Hashable, Any]] = []
     for key, row in after.items():
         old = before.get(key)
         if old is None or any(row[f] != old[f] for f in FEATURES):

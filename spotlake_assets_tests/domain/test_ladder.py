@@ -116,8 +116,8 @@ def test_full_capacity_cycle_for_a_pool_that_succeeds_up_to_30() -> None:
     for capacity in [*CAPACITIES, 1]:
         score = 3 if capacity <= 30 else 2
         previous = aws_ladder(pool(score, capacity), previous, capacity)
-        t3.append(int(previous.loc[0, "T3"]))
-        t2.append(int(previous.loc[0, "T2"]))
+        t3.append(int(previous["T3"].iloc[0]))
+        t2.append(int(previous["T2"].iloc[0]))
     assert t3 == [1, 5, 10, 15, 20, 25, 30, 30, 30, 30, 30, 30]
     assert t2 == [1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 50]
 
@@ -169,7 +169,8 @@ def test_invalid_capacity_and_mask_length_and_duplicates() -> None:
 def naive_ladder(current: pd.DataFrame, previous: pd.DataFrame, capacity: int) -> tuple[list[int], list[int]]:
     """Obviously correct and slow: one row at a time, previous rows in a dict."""
     before = {(row["InstanceType"], row["AZ"]): row for row in previous.to_dict("records")}
-    t3_out, t2_out = [], []
+    t3_out: list[int] = []
+    t2_out: list[int] = []
     for row in current.to_dict("records"):
         old = before.get((row["InstanceType"], row["AZ"]), {"T3": 0, "T2": 0})
         for column, success, out in (("T3", row["SPS"] >= 3, t3_out), ("T2", row["SPS"] >= 2, t2_out)):

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
+import botocore.session
 import pytest
 import yaml
 from botocore import xform_name
+from botocore.model import ServiceModel
 
 from spotlake_assets_tests.infra.conftest import (
     INFRA,
@@ -187,15 +188,14 @@ METHOD_CALL = re.compile(r"\.([a-z_][a-z0-9_]*)\(")
 PAGINATOR = re.compile(r"""get_paginator\(\s*["']([a-z0-9_]+)["']""")
 
 
-def _service_models(names: set[str]) -> dict[str, Any]:
+def _service_models(names: set[str]) -> dict[str, ServiceModel]:
     """botocore's service model of each named boto3 service (names that are not AWS services are dropped)."""
-    session = boto3.session.Session(region_name=REGION)
+    session = botocore.session.Session()
     available = set(session.get_available_services())
-    clients: dict[str, Any] = {n: session.client(n) for n in names & available}  # type: ignore[call-overload]
-    return {name: client.meta.service_model for name, client in clients.items()}
+    return {name: session.get_service_model(name) for name in names & available}
 
 
-def iam_actions(service_model: Any, operation: str) -> set[str]:
+def iam_actions(service_model: ServiceModel, operation: str) -> set[str]:
     if service_model.service_name == "s3" and operation in S3_ACTIONS:
         return set(S3_ACTIONS[operation])
     action = f"{service_model.signing_name}:{operation}"
@@ -207,7 +207,7 @@ def actions_called(*, run_worker: bool) -> dict[str, set[str]]:
     files = list(_package_files(run_worker=run_worker))
     models = _service_models({s for _, source in files for s in SERVICE_CALL.findall(source)})
     services = set(models)
-    operations: dict[str, tuple[Any, str]] = {}
+    operations: dict[str, tuple[ServiceModel, str]] = {}
     for service in services:
         model = models[service]
         for operation in model.operation_names:
@@ -221,7 +221,9 @@ def actions_called(*, run_worker: bool) -> dict[str, set[str]]:
             actions = iam_actions(model, operation)
             # botocore discovers endpoints (Timestream's) with the service's own operation first where the
             # model requires it (DynamoDB's discovery is optional, off by default).
-            if (model.operation_model(operation).endpoint_discovery or {}).get("required"):
+            # The trait is a dict or None (botocore-stubs wrongly type it as an OperationModel).
+            trait: object = model.operation_model(operation).endpoint_discovery
+            if isinstance(trait, dict) and trait.get("required"):
                 discovery = model.endpoint_discovery_operation
                 actions |= iam_actions(model, discovery.name)
             for action in actions:

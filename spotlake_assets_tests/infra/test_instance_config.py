@@ -80,6 +80,7 @@ def test_postgres_storage_config_is_valid(production_env: dict[str, str]) -> Non
         resolve_to_config_type(postgres.DagsterPostgresStorage.config_type()), storage_config
     )
     assert result.success, result.errors
+    assert result.value is not None
     assert result.value["postgres_db"]["password"] == production_env["DAGSTER_PG_PASSWORD"]
     assert storage_config["postgres_db"]["params"] == {"sslmode": "require"}
 

@@ -8,8 +8,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from spotlake_assets.aws.assets import aws_assets
 from spotlake_assets.aws.credentials import AwsCredentialPool
+from spotlake_assets.aws.definitions import aws_assets
 from spotlake_assets.aws.simulation import SimulatedAwsApi
 from spotlake_assets.domain.stats import RunFigure, sparkline, summarise
 from spotlake_assets.domain.windows import WINDOW, window_key
@@ -64,7 +64,8 @@ def test_collector_stats_reads_the_days_runs(local_lake: LocalLake) -> None:
     )
     materialization = result.asset_materializations_for_node("ops__collector_stats")[0]
     assert materialization.metadata["runs"].value == 2 + 2 * 5
-    assert "aws/sps" in materialization.metadata["report"].value
+    report = materialization.metadata["report"].value
+    assert isinstance(report, str) and "aws/sps" in report
     stats = read_frame(local_lake, f"ops/collector_stats/{day.replace('-', '/')}.parquet")
     assert dict(zip(stats["asset"], stats["runs"], strict=True))["aws/sps"] == 2
 

@@ -24,7 +24,7 @@ import pytest
 from spotlake_assets.aws.constants import KEY_COLUMNS
 from spotlake_assets.domain.reconstruct import snapshot_at
 from spotlake_assets.domain.windows import window_start
-from spotlake_assets.orchestration.pipeline import ProviderSpec, build_change_assets
+from spotlake_assets.orchestration.pipeline import ChangeSpec, build_change_assets
 from spotlake_assets.sinks.history import load_manifest, read_history
 from spotlake_assets.sinks.timestream import Boto3Timestream, LocalTimestream
 from spotlake_assets.storage import keys
@@ -74,7 +74,7 @@ def as_plain(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_the_factory_builds_every_sink_for_any_provider() -> None:
-    spec = ProviderSpec(
+    spec = ChangeSpec(
         "azure",
         ("InstanceTier", "InstanceType", "Region", "AvailabilityZone"),
         ("Score", "SpotPrice"),
@@ -104,7 +104,7 @@ class _Api(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 def test_an_azure_shaped_provider_reaches_every_sink(tmp_path: Path) -> None:
     keys_ = ("InstanceTier", "InstanceType", "Region", "AvailabilityZone")
-    spec = ProviderSpec("azure", keys_, ("Score", "SpotPrice"), api_resource_key="azure_api")
+    spec = ChangeSpec("azure", keys_, ("Score", "SpotPrice"), api_resource_key="azure_api")
     lake = lake_at(tmp_path)
     window = "2026-03-01-00:10"
     merged = pd.DataFrame(

@@ -15,7 +15,7 @@ BIG_MIB = 96
 
 
 @dg.asset
-def heavy() -> dg.MaterializeResult:
+def heavy() -> dg.MaterializeResult[None]:
     watch = Stopwatch()
     block = np.ones(BIG_MIB * 1024 * 1024 // 8)
     rows = int(block.size)
@@ -24,7 +24,7 @@ def heavy() -> dg.MaterializeResult:
 
 
 @dg.asset(deps=[heavy])
-def light() -> dg.MaterializeResult:
+def light() -> dg.MaterializeResult[None]:
     watch = Stopwatch()
     return dg.MaterializeResult(metadata=run_metadata(watch, rows=1, api_calls=0, simulated=True))
 

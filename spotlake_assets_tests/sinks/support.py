@@ -17,8 +17,8 @@ import botocore.retries.standard
 import dagster as dg
 import pytest
 
-from spotlake_assets.aws.assets import aws_assets
 from spotlake_assets.aws.credentials import AwsCredentialPool
+from spotlake_assets.aws.definitions import aws_assets
 from spotlake_assets.aws.simulation import SimulatedAwsApi
 from spotlake_assets.sinks.records import RecordSet
 from spotlake_assets.sinks.timestream import LocalTimestream, TimestreamSink, WriteReport
@@ -94,7 +94,7 @@ def build_day(lake: LocalLake) -> None:
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
+        materialization = event.materialization
         if materialization.asset_key.to_user_string() == asset:
             return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
     raise AssertionError(f"{asset} was not materialized")

@@ -88,7 +88,7 @@ def test_test_environment_cannot_write_to_the_read_bucket(moto_s3: None) -> None
     lake.write_bytes("rawdata/x.parquet", b"data")
     assert s3.get_object(Bucket="spotlake-write", Key="rawdata/x.parquet")["Body"].read() == b"data"
     # Even the raw client the lake owns refuses to touch the read bucket.
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: lake.client().put_object(Bucket="spotlake-read", Key="x", Body=b"evil"),
         lambda: lake.client().delete_object(Bucket="spotlake-read", Key="config/aws/credentials.csv"),
         lambda: lake.client().copy_object(
@@ -96,7 +96,8 @@ def test_test_environment_cannot_write_to_the_read_bucket(moto_s3: None) -> None
             Key="y",
             CopySource={"Bucket": "spotlake-write", "Key": "rawdata/x.parquet"},
         ),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(ReadOnlyLocation, match="spotlake-read"):
             call()
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="spotlake-read")["Contents"]] == [

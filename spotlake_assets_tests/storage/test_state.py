@@ -91,7 +91,8 @@ def test_a_damaged_object_fails_unless_the_caller_heals_it(local_lake: LocalLake
 
 def test_one_botocore_config_counts_the_first_attempt() -> None:
     config = client_config(retry_mode="standard", max_attempts=3, connect_timeout=2.0)
-    assert config.retries == {"total_max_attempts": 3, "mode": "standard"}
-    assert (config.connect_timeout, config.read_timeout) == (2.0, 60.0)
+    # botocore-stubs declare Config's options only as __init__ parameters; botocore sets them as attributes.
+    assert config.retries == {"total_max_attempts": 3, "mode": "standard"}  # type: ignore[attr-defined]
+    assert (config.connect_timeout, config.read_timeout) == (2.0, 60.0)  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="retry_mode 'fast' is not one of"):
         client_config(retry_mode="fast")
