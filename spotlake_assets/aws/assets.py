@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from spotlake_assets.aws.budget import CredentialLedger
 from spotlake_assets.aws.collectors.catalogue import collect_catalogue
 from spotlake_assets.aws.collectors.interruption_frequency import (
     MalformedAdvisorDocument,
@@ -27,7 +28,7 @@ from spotlake_assets.aws.constants import (
     SPS_COLUMNS,
     WORKLOAD_COLUMNS,
 )
-from spotlake_assets.aws.credentials import AwsCredentialPool, CredentialLedger
+from spotlake_assets.aws.credentials import AwsCredentialPool
 from spotlake_assets.aws.merge import DROPPED_UNKNOWN_AZ, merge_snapshot
 from spotlake_assets.aws.models import AvailabilityZone, AwsApiError, DownloadFailed, SpsQuery
 from spotlake_assets.aws.resources import AwsApi

@@ -7,13 +7,8 @@ import threading
 import boto3
 import pytest
 
-from spotlake_assets.aws.credentials import (
-    AwsCredentialPool,
-    CredentialLedger,
-    CredentialPoolError,
-    CredentialPoolExhausted,
-    parse_credentials_csv,
-)
+from spotlake_assets.aws.budget import CredentialLedger, CredentialPoolExhausted
+from spotlake_assets.aws.credentials import AwsCredentialPool, CredentialPoolError, parse_credentials_csv
 from spotlake_assets.aws.models import Credential
 from spotlake_assets.storage.lake import LakeResource, LocalLake, S3Lake
 

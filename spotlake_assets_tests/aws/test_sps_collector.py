@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from spotlake_assets.aws.budget import CredentialLedger
 from spotlake_assets.aws.collectors.sps import (
     SpsCollection,
     SpsCollectionIncomplete,
@@ -18,7 +19,6 @@ from spotlake_assets.aws.collectors.sps import (
     group_digest,
     scores_to_frame,
 )
-from spotlake_assets.aws.credentials import CredentialLedger
 from spotlake_assets.aws.models import Credential, MalformedResponse, SpsQuery, SpsScore
 from spotlake_assets.storage.frames import frame_to_parquet
 from spotlake_assets.storage.keys import credential_map_key, sps_checkpoint_prefix

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from spotlake_assets.aws.budget import CredentialLedger, CredentialPoolExhausted
 from spotlake_assets.aws.constants import KEY_COLUMNS, PROVIDER, SPS_COLUMNS
-from spotlake_assets.aws.credentials import CredentialLedger, CredentialPoolExhausted
 from spotlake_assets.aws.models import ConfigLimitExceeded, Credential, SpsQuery, SpsScore, Throttled
 from spotlake_assets.aws.resources import SPS_SCORE_RANGE, AwsApi
 from spotlake_assets.storage.errors import PreconditionFailed
