@@ -72,6 +72,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/azure_merge_delta.py
 	$(BIN)/python benchmarks/azure_planner.py
 	$(BIN)/python benchmarks/sinks.py
+	$(BIN)/python benchmarks/tick.py
 
 clean:
 	rm -rf $(VENV) .spotlake .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

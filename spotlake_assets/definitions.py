@@ -8,7 +8,6 @@ from spotlake_assets.environment import resources_for
 from spotlake_assets.orchestration.alerts import run_failure_alert
 from spotlake_assets.orchestration.monitoring import collector_stats
 from spotlake_assets.orchestration.provider import build_provider
-from spotlake_assets.orchestration.run_health import build_dead_run_sensor
 from spotlake_assets.providers import PROVIDERS
 from spotlake_assets.settings import environment_name
 
@@ -25,7 +24,7 @@ def build_definitions() -> dg.Definitions:
     )
     # Locally every run worker is on this host, so one whose process is gone can be proven dead and reaped
     # (freeing its pool slots); in production run monitoring asks the Batch launcher instead.
-    run_health = [] if running else [build_dead_run_sensor()]
+    run_health = [] if running else _dead_run_sensors()
     return dg.Definitions(
         assets=[*(a for p in providers for a in p.assets), collector_stats],
         asset_checks=[c for p in providers for c in p.asset_checks],
@@ -42,6 +41,14 @@ def build_definitions() -> dg.Definitions:
         # One process per run: steps share the process's memory and imports, and a run is one Batch container.
         executor=dg.in_process_executor,
     )
+
+
+def _dead_run_sensors() -> list[dg.SensorDefinition]:
+    # Imported only where it is used: run_health pulls in Dagster's SQLite run storage (and alembic), about
+    # 0.4 CPU-s that every production run worker would pay for a sensor it never has.
+    from spotlake_assets.orchestration.run_health import build_dead_run_sensor
+
+    return [build_dead_run_sensor()]
 
 
 @dg.definitions

@@ -3,6 +3,7 @@
 
 - ``SPOTLAKE_ENV``: ``local`` (default), ``test`` or ``prod``; anything else is an `UnknownEnvironment`;
 - ``SPOTLAKE_HOME``, ``SPOTLAKE_SCALE``, ``SPOTLAKE_SEED``: the local lake and the simulated clouds;
+  ``SPOTLAKE_SIM_LATENCY_MS``: the simulated clouds' median per-call latency (default 0, none);
 - bucket variables (`SPOTLAKE_BUCKET`, `SPOTLAKE_READ_BUCKET`, `SPOTLAKE_WRITE_BUCKET`), Timestream
   (`SPOTLAKE_TIMESTREAM_DATABASE`, `SPOTLAKE_TIMESTREAM_REGION`), the credential secret, the Azure variables
   (`SPOTLAKE_AZURE_AUTH_REGION`); every AWS client's region is `AWS_REGION` (default us-west-2) unless its
@@ -87,6 +88,8 @@ class Settings:
     azure_auth_item: str
     slack_webhook_set: bool
     ui_url: str | None
+    # Median latency of each simulated cloud call, in ms (a long tail above it); 0 waits not at all.
+    sim_latency_ms: float = 0.0
 
     @property
     def lake_variable(self) -> str:
@@ -152,6 +155,24 @@ def _scale(environ: Mapping[str, str]) -> float:
             f"SPOTLAKE_SCALE={raw!r} is not a number in (0, 1] (the fraction of simulated instance types)",
         )
     return scale
+
+
+def _latency_ms(environ: Mapping[str, str]) -> float:
+    raw = environ.get("SPOTLAKE_SIM_LATENCY_MS")
+    if raw is None or not raw.strip():
+        return 0.0
+    try:
+        latency = float(raw.strip())
+    except ValueError:
+        latency = math.nan
+    # A median in milliseconds: finite, non-negative, and below a minute (a typo would stall every call).
+    if not 0.0 <= latency <= 60_000.0:
+        raise InvalidSetting(
+            "SPOTLAKE_SIM_LATENCY_MS",
+            f"SPOTLAKE_SIM_LATENCY_MS={raw!r} is not a number of milliseconds in [0, 60000] (the median"
+            " latency of each simulated cloud call)",
+        )
+    return latency
 
 
 def _seed(environ: Mapping[str, str]) -> int:
@@ -264,4 +285,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or DEFAULT_AZURE_AUTH_ITEM,
         slack_webhook_set=_slack_webhook_set(env),
         ui_url=_ui_url(env),
+        sim_latency_ms=_latency_ms(env),
     )

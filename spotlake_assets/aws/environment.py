@@ -25,7 +25,9 @@ def aws_resources(environment: str, environ: Mapping[str, str]) -> dict[str, Any
         from spotlake_assets.aws.simulation import SimulatedAwsApi
 
         return {
-            "aws_api": SimulatedAwsApi(seed=settings.seed, scale=settings.scale),
+            "aws_api": SimulatedAwsApi(
+                seed=settings.seed, scale=settings.scale, latency_ms=settings.sim_latency_ms
+            ),
             "aws_credentials": AwsCredentialPool(source="simulated", seed=settings.seed),
         }
     secret_id = settings.credentials_secret_id

@@ -29,10 +29,12 @@ import json
 import math
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from statistics import NormalDist
 
 from pydantic import Field, PrivateAttr
 
@@ -608,6 +610,23 @@ def simulated_world(seed: int, scale: float) -> SimulatedWorld:
         return _cached_world(seed, scale)
 
 
+# --- latency ----------------------------------------------------------------------------------------------
+# A call's latency is log-normal around the median: sigma 0.8 puts p90 at 2.8x, p99 at 6.4x the median (the
+# long tail of a regional endpoint); capped at 20x so a draw never stalls a benchmark.
+LATENCY_SIGMA = 0.8
+LATENCY_CAP = 20.0
+_NORMAL = NormalDist()
+
+
+def call_latency_s(median_ms: float, *parts: object) -> float:
+    """The seeded latency of the call ``parts`` identify (seed, method, arguments, attempt), in seconds: the
+    same call always waits as long, so a benchmark is repeatable. 0 when ``median_ms`` is 0."""
+    if median_ms <= 0.0:
+        return 0.0
+    u = min(max(_unit_of("latency", *parts), 1e-12), 1.0 - 1e-12)
+    return median_ms / 1000.0 * min(math.exp(LATENCY_SIGMA * _NORMAL.inv_cdf(u)), LATENCY_CAP)
+
+
 # --- the resource -----------------------------------------------------------------------------------------
 _SpsConfiguration = tuple[str, tuple[str, ...], int]
 
@@ -623,6 +642,10 @@ class SimulatedAwsApi(AwsApi):
 
     Throttling: ``throttle_rate`` of (credential, configuration, window) triples throttle on their first
     attempt only, so a bounded retry succeeds; ``throttle_rate=1.0`` throttles every attempt (a storm).
+
+    Latency: ``latency_ms`` > 0 makes every call wait a seeded log-normal time around that median (a long
+    tail, `call_latency_s`), outside any lock, as a call to AWS would; 0 (the default, and in tests) waits not
+    at all. ``SPOTLAKE_SIM_LATENCY_MS`` sets it; benchmarks/tick.py measures a tick at 150 ms.
     """
 
     seed: int = Field(default=7, description="Seed of the simulated world: same seed, same answers.")
@@ -651,6 +674,11 @@ class SimulatedAwsApi(AwsApi):
             "yesterday). False makes backfills skip them exactly as they do against AWS."
         ),
     )
+    latency_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Median simulated latency of each call (ms), with a long tail; 0: none.",
+    )
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     # access key id → configuration → window index at which it was first counted
@@ -659,10 +687,21 @@ class SimulatedAwsApi(AwsApi):
     _latest_window: int = PrivateAttr(default=0)
     _exhausted: dict[tuple[str, int], bool] = PrivateAttr(default_factory=dict)
     _world: SimulatedWorld | None = PrivateAttr(default=None)
+    _sps_calls: int = PrivateAttr(default=0)
 
     @property
     def simulated(self) -> bool:
         return True
+
+    @property
+    def sps_calls(self) -> int:
+        """SPS calls answered or refused by this resource (simulation only: for benchmarks)."""
+        return self._sps_calls
+
+    def _wait(self, *call: object) -> None:
+        delay = call_latency_s(self.latency_ms, self.seed, *call)
+        if delay > 0.0:
+            time.sleep(delay)
 
     @property
     def observes_past(self) -> bool:
@@ -682,12 +721,15 @@ class SimulatedAwsApi(AwsApi):
         return region
 
     def regions(self) -> list[str]:
+        self._wait("regions")
         return sorted(self.world.catalogue.regions)
 
     def availability_zones(self, region: str) -> list[AvailabilityZone]:
+        self._wait("availability_zones", region)
         return list(self.world.catalogue.zones_by_region[self._known_region(region)])
 
     def instance_type_offerings(self, region: str) -> list[Offering]:
+        self._wait("instance_type_offerings", region)
         return list(self.world.catalogue.offerings_by_region[self._known_region(region)])
 
     # -- SPS ---------------------------------------------------------------------------------------------
@@ -710,6 +752,10 @@ class SimulatedAwsApi(AwsApi):
             raise ValueError(f"regions not in the simulated catalogue: {unknown}")
         window = window_index(window_start)
         configuration: _SpsConfiguration = (instance_type, tuple(sorted(set(regions))), capacity)
+        with self._lock:
+            self._sps_calls += 1
+            attempt = self._attempts.get((credential.access_key_id, configuration, window), 0)
+        self._wait("sps", credential.access_key_id, *configuration, window, attempt)
         self._admit(credential, configuration, window)
         # Through the same parser as AWS's answers: a model change that produced a score outside 1..10
         # fails here, naming the row, instead of reaching the checkpoints and the sinks.
@@ -791,12 +837,15 @@ class SimulatedAwsApi(AwsApi):
         return self._known_region(region)
 
     def spot_prices(self, region: str, window_start: datetime) -> list[SpotPriceQuote]:
+        self._wait("spot_prices", region, window_index(window_start))
         return self.world.spot_prices(self._reachable(region), window_index(window_start))
 
     def ondemand_prices(self, region: str) -> list[OndemandQuote]:
+        self._wait("ondemand_prices", region)
         return self.world.ondemand_prices(self._reachable(region))
 
     def spot_advisor_document(self, window_start: datetime) -> bytes:
+        self._wait("spot_advisor_document", window_index(window_start))
         return self.world.advisor_document(window_index(window_start))
 
 

@@ -18,10 +18,13 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from ortools.sat.python import cp_model
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
 
 from spotlake_assets.aws.constants import MAX_AZS_PER_QUERY, QUERIES_PER_GROUP, WORKLOAD_COLUMNS
 from spotlake_assets.aws.models import Offering, SpsQuery
@@ -129,6 +132,9 @@ def _solve_arc_flow(
             if nxt <= capacity and nxt not in nodes:
                 nodes.add(nxt)
                 frontier.append(nxt)
+
+    # Imported here: only the daily workload run solves, and ortools costs every other process its import.
+    from ortools.sat.python import cp_model
 
     model = cp_model.CpModel()
     upper_bound = len(heuristic)

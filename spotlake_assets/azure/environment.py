@@ -34,7 +34,9 @@ def azure_resources(environment: str, environ: Mapping[str, str]) -> dict[str, A
         from spotlake_assets.azure.simulation import SimulatedAzureApi
 
         return {
-            "azure_api": SimulatedAzureApi(seed=settings.seed, scale=settings.scale),
+            "azure_api": SimulatedAzureApi(
+                seed=settings.seed, scale=settings.scale, latency_ms=settings.sim_latency_ms
+            ),
             "azure_credentials": AzureCredentials(source="simulated", seed=settings.seed),
         }
     if settings.azure_auth == "env":

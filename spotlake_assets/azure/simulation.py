@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
+from statistics import NormalDist
 
 from pydantic import Field, PrivateAttr
 
@@ -197,12 +199,29 @@ def simulated_world(seed: int, scale: float) -> SimulatedAzureWorld:
     return SimulatedAzureWorld(seed, scale)
 
 
+# A call's latency is log-normal around the median (p90 2.8x, p99 6.4x), capped at 20x; same as AWS's.
+LATENCY_SIGMA = 0.8
+LATENCY_CAP = 20.0
+_NORMAL = NormalDist()
+
+
+def call_latency_s(median_ms: float, *parts: object) -> float:
+    """The seeded latency of the call ``parts`` identify, in seconds (0 when ``median_ms`` is 0)."""
+    if median_ms <= 0.0:
+        return 0.0
+    u = min(max(unit("latency", *parts), 1e-12), 1.0 - 1e-12)
+    return median_ms / 1000.0 * min(math.exp(LATENCY_SIGMA * _NORMAL.inv_cdf(u)), LATENCY_CAP)
+
+
 class SimulatedAzureApi(AzureApi):
     """SIMULATED Azure (the embedded default, no subscription needed). ``simulated`` is always True.
 
     The request limit is enforced per (subscription, calling location) in memory, i.e. per resource instance
     (per Dagster run), on the simulation's clock (`now`: 30 s into the window). The collector's persisted
     budget is what keeps requests below it; busy endpoints and throttling exercise quarantine and retries.
+
+    Latency: ``latency_ms`` > 0 makes every call (each price or eviction page, each SPS request) wait a seeded
+    log-normal time around that median, outside any lock; 0 (the default, and in tests) waits not at all.
     """
 
     seed: int = Field(default=7, description="Seed of the simulated world: same seed, same answers.")
@@ -223,14 +242,31 @@ class SimulatedAzureApi(AzureApi):
         default=True,
         description="Answer for past windows from the deterministic world (the demo collects yesterday).",
     )
+    latency_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Median simulated latency of each call (ms), with a long tail; 0: none.",
+    )
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _calls: dict[Endpoint, list[datetime]] = PrivateAttr(default_factory=dict)
     _attempts: dict[tuple[object, ...], int] = PrivateAttr(default_factory=dict)
+    _sps_calls: int = PrivateAttr(default=0)
 
     @property
     def simulated(self) -> bool:
         return True
+
+    @property
+    def sps_calls(self) -> int:
+        """SPS requests answered or refused by this resource (simulation only: for benchmarks)."""
+        return self._sps_calls
+
+    def _wait(self, pages: int, *call: object) -> None:
+        """One latency per page of a paged answer (each page is an HTTP round trip)."""
+        delay = sum(call_latency_s(self.latency_ms, self.seed, *call, page) for page in range(pages))
+        if delay > 0.0:
+            time.sleep(delay)
 
     @property
     def observes_past(self) -> bool:
@@ -249,13 +285,21 @@ class SimulatedAzureApi(AzureApi):
             raise PricePageFailed(url, "HTTP 503: simulated outage (failing_price_regions)")
         items = self.world.price_items(window_index(window_start), regions)
         chains = len(regions) if regions else 1
-        return PriceList(items=tuple(items), pages=max(chains, math.ceil(len(items) / PAGE_SIZE)))
+        pages = max(chains, math.ceil(len(items) / PAGE_SIZE))
+        # The pages of one chain follow each other's nextPageLink; chains (regions) are independent calls.
+        self._wait(
+            math.ceil(pages / chains), "retail_prices", window_index(window_start), tuple(regions or ())
+        )
+        return PriceList(items=tuple(items), pages=pages)
 
     def eviction_rates(self, login: AzureLogin, window_start: datetime) -> EvictionRates:
         rows = self.world.eviction_rows(window_index(window_start))
-        return EvictionRates(items=tuple(rows), pages=max(1, math.ceil(len(rows) / PAGE_SIZE)))
+        pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
+        self._wait(pages, "eviction_rates", window_index(window_start))
+        return EvictionRates(items=tuple(rows), pages=pages)
 
     def sps_locations(self, login: AzureLogin) -> list[str]:
+        self._wait(1, "sps_locations")
         return sorted(self.world.catalogue.sps_endpoints)
 
     def spot_placement_scores(
@@ -283,6 +327,11 @@ class SimulatedAzureApi(AzureApi):
                 f"{MAX_SIZES_PER_REQUEST} sizes per request, got {len(regions)} x {len(sizes)}"
             )
         window = window_index(window_start)
+        request_key = (tuple(regions), tuple(sizes), desired_count, window)
+        with self._lock:
+            self._sps_calls += 1
+            attempt = self._attempts.get(request_key, 0)
+        self._wait(1, "sps", endpoint.subscription, endpoint.location, *request_key, attempt)
         self._admit(endpoint, tuple(regions), tuple(sizes), desired_count, window_start, window)
         for region in regions:
             if region in catalogue.sps_invalid_regions or region not in world._regions:

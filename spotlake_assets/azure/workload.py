@@ -25,10 +25,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from ortools.sat.python import cp_model
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
 
 from spotlake_assets.azure.constants import (
     MAX_LOCATIONS_PER_REQUEST,
@@ -159,6 +162,9 @@ def _bits(mask: int) -> list[int]:
 def _select(blocks: _Blocks, hint: list[list[int]], limit: float) -> tuple[list[list[int]], str]:
     """Exact partition of the sizes into candidate blocks with minimum total cost (CP-SAT)."""
     candidates = sorted(blocks.candidates.items(), key=lambda item: (sorted(item[0]), item[1]))
+    # Imported here: only the daily workload run solves, and ortools costs every other process its import.
+    from ortools.sat.python import cp_model
+
     model = cp_model.CpModel()
     chosen = [model.new_bool_var(f"b{i}") for i in range(len(candidates))]
     covering: dict[int, list[cp_model.IntVar]] = defaultdict(list)

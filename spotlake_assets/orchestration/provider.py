@@ -6,8 +6,8 @@ workload and collector assets, how a window's inputs are read and merged (`Merge
 `domain.merge.MergeResult`), its key and feature columns, its Timestream mapping and its resources per
 environment. `build_provider` turns that into everything that is the same for every provider: the `merged`
 asset with its shared guards, delta and the sinks, the four jobs, the schedules, the lake sensor and the
-freshness check, all named `<p>_…` / `[<p>, …]` so a new provider gets the names the UI, the README and
-the sensors expect.
+freshness check (with its sensor), all named `<p>_…` / `[<p>, …]` so a new provider gets the
+names the UI, the README and the sensors expect.
 
 Collectors stay Dagster assets written by the provider: their resources, configs, checks and metadata
 differ (credential pools, budgets, checkpoints), so a generic collector spec would be a second, weaker
@@ -361,31 +361,43 @@ def build_provider(spec: ProviderSpec, running: bool = False) -> ProviderDefinit
         f"{provider}_collect_job",
         selection=collectors,
         partitions_def=collection_partitions,
-        description=f"The {title} collectors of one window (the schedule runs it; the lake sensor follows).",
+        description=f"The {title} collectors of one window alone (backfills; the lake sensor merges).",
     )
     merge_job = dg.define_asset_job(
         f"{provider}_merge_job",
         selection=merge_chain,
         partitions_def=collection_partitions,
         tags=chain_tags,
-        description=f"{title} merge → delta → sinks of one window, from what the lake holds (sensor-driven).",
+        description=(
+            f"{title} merge → delta → sinks of one window, from what the lake holds (the lake sensor runs"
+            " it for a window whose merge is missing)."
+        ),
     )
     window_job = dg.define_asset_job(
         f"{provider}_window_job",
         selection=collectors | merge_chain,
         partitions_def=collection_partitions,
         tags=chain_tags,
-        description=f"One 10-minute {title} window end to end: collectors → merged → delta → sinks.",
+        description=(
+            f"One 10-minute {title} window end to end: collectors → merged → delta → sinks (the window"
+            " schedule runs it: one run, one Batch job, per provider per tick)."
+        ),
     )
     schedules, sensors = build_provider_automation(
-        provider, daily_job.name, collect_job.name, merge_job.name, spec.merge.inputs, running
+        provider,
+        daily_job.name,
+        window_job.name,
+        merge_job.name,
+        spec.merge.inputs,
+        running,
+        collectors=[a.key for a in spec.collectors],
     )
-    freshness_check, freshness_schedule = build_delta_freshness(provider, running)
+    freshness_check, freshness_sensor = build_delta_freshness(provider, running)
     return ProviderDefinitions(
         spec=spec,
         assets=assets,
         asset_checks=[freshness_check],
         jobs=[daily_job, collect_job, merge_job, window_job],
-        schedules=[*schedules, freshness_schedule],
-        sensors=sensors,
+        schedules=schedules,
+        sensors=[*sensors, freshness_sensor],
     )

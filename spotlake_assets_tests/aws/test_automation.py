@@ -20,7 +20,7 @@ WINDOWS = ["2026-03-01-00:00", "2026-03-01-00:10", "2026-03-01-00:20"]
 def aws_automation(running: bool) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
     """The workload and window schedules and the lake sensor the builder made for AWS."""
     built = definitions(running)
-    return [s for s in built.schedules if s.name != "aws_freshness_schedule"], built.sensors
+    return list(built.schedules), [s for s in built.sensors if s.name == "aws_lake_sensor"]
 
 
 def sps_object(partition_key: str) -> str:
@@ -49,7 +49,9 @@ def seed_window(lake: LakeResource, window: str, *, with_inputs: bool = True) ->
 
 
 def evaluate(sensor: dg.SensorDefinition, lake: LakeResource, cursor: str | None = None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, resources={"lake": lake})
+    # The sensor asks the instance which windows the window runs merged; a fresh one knows of none.
+    instance = dg.DagsterInstance.ephemeral()
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake})
     result = sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
@@ -67,7 +69,7 @@ def test_window_schedule_targets_the_window_that_just_started(tick: datetime, pa
     schedule = schedules["aws_window_schedule"]
     request = schedule.evaluate_tick(schedule_context(tick)).run_requests[0]
     assert request.partition_key == partition and request.run_key == f"aws-window-{partition}"
-    assert schedule.job_name == "aws_collect_job" and schedule.cron_schedule == "*/10 * * * *"
+    assert schedule.job_name == "aws_window_job" and schedule.cron_schedule == "*/10 * * * *"
 
 
 def test_workload_schedule_builds_tomorrow_at_23_55() -> None:
@@ -134,11 +136,10 @@ def test_azure_uses_the_same_automation(local_lake: LocalLake) -> None:
     from spotlake_assets.azure.definitions import definitions as azure_definitions
 
     built = azure_definitions(running=True)
-    schedules = [s for s in built.schedules if s.name != "azure_freshness_schedule"]
-    (sensor,) = built.sensors
-    assert {s.name: s.job_name for s in schedules} == {
+    (sensor,) = [s for s in built.sensors if s.name == "azure_lake_sensor"]
+    assert {s.name: s.job_name for s in built.schedules} == {
         "azure_workload_schedule": "azure_daily_job",
-        "azure_window_schedule": "azure_collect_job",
+        "azure_window_schedule": "azure_window_job",
     }
     assert sensor.job_name == "azure_merge_job" and sensor.default_status == dg.DefaultSensorStatus.RUNNING
     local_lake.write_bytes("rawdata/azure/sps/2026/03/01/00-10_sps_5.parquet", b"sps")

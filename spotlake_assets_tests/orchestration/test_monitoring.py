@@ -82,17 +82,26 @@ def test_delta_age(newest: str, fresh: bool) -> None:
 
 def test_freshness_check_on_a_real_instance(local_lake: LocalLake) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    check, schedule = build_delta_freshness("aws", running=False)
-    defs = dg.Definitions(
-        assets=aws_assets, asset_checks=[check], schedules=[schedule], resources=resources(local_lake)
-    )
-    job = defs.resolve_job_def("aws_freshness_job")
-    stale = job.execute_in_process(instance=instance)
-    (evaluation,) = stale.get_asset_check_evaluations()
-    assert evaluation.passed is False  # no delta at all yet
+    check, sensor = build_delta_freshness("aws", running=False)
+
+    def evaluate() -> dg.AssetCheckEvaluation:
+        # The sensor evaluates the check in the daemon: an evaluation, never a run.
+        result = sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(result, dg.SensorResult) and not result.run_requests
+        (evaluation,) = result.asset_events
+        assert isinstance(evaluation, dg.AssetCheckEvaluation)
+        return evaluation
+
+    assert evaluate().passed is False  # no delta at all yet
 
     now = datetime.now(UTC)
     current = window_key(datetime.fromtimestamp(now.timestamp() // 600 * 600, UTC) - WINDOW)
     collect(instance, local_lake, current[:10], [current])
-    (evaluation,) = job.execute_in_process(instance=instance).get_asset_check_evaluations()
+    evaluation = evaluate()
     assert evaluation.passed is True and evaluation.metadata["newest_window"].value == current
+    # The check itself stays executable by hand (the UI's "Execute"), with the same verdict.
+    defs = dg.Definitions(assets=aws_assets, asset_checks=[check], resources=resources(local_lake))
+    job = dg.define_asset_job("freshness_by_hand", selection=dg.AssetSelection.checks(check))
+    resolved = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("freshness_by_hand")
+    (by_hand,) = resolved.execute_in_process(instance=instance).get_asset_check_evaluations()
+    assert by_hand.passed is True

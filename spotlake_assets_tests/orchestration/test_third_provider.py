@@ -241,9 +241,8 @@ def test_a_third_provider_from_the_contract_runs_workload_to_sinks(tmp_path: Pat
     assert {s.name for s in built.schedules} == {
         "gcp_workload_schedule",
         "gcp_window_schedule",
-        "gcp_freshness_schedule",
     }
-    assert [s.name for s in built.sensors] == ["gcp_lake_sensor"]
+    assert [s.name for s in built.sensors] == ["gcp_lake_sensor", "gcp_freshness_sensor"]
     root = str(tmp_path / "lake")
     lake = LocalLake(root=root)
     resources = {
