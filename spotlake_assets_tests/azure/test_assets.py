@@ -242,6 +242,8 @@ def test_merged_keeps_sps_rows_without_price_when_price_is_missing(day_built: Lo
     scored = merged[merged["Score"] > 0]
     assert len(scored) == metadata(result, "azure/merged")["sps_rows"] > 0
     assert (scored["SpotPrice"] == -1).all() and (scored["OndemandPrice"] == -1).all()
+    # With no price file every scored row is kept unpriced, and the metadata says how many.
+    assert metadata(result, "azure/merged")["unpriced_rows"] == len(scored)
     assert checks(result)["azure/merged:inputs_complete"] is False
     assert isinstance(merged["Time"].dtype, pd.DatetimeTZDtype)
 
