@@ -81,6 +81,11 @@ class Settings:
     timestream_database: str | None
     # One region for every AWS client (AWS_REGION, then AWS_DEFAULT_REGION), overridable per service.
     region: str
+    # The region named in the environment, None when it fell back to the default (readers that can find a
+    # bucket's region themselves, such as pyarrow's S3 filesystem, should not be pinned to the default).
+    region_from_environment: str | None
+    # An S3-compatible endpoint (MinIO, moto): AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, as boto3 does.
+    s3_endpoint_url: str | None
     timestream_region: str
     azure_auth_region: str
     azure_auth: str
@@ -260,11 +265,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     aws_name = "a name of 3-255 letters, digits, '_', '-' or '.'"
     region = "an AWS region (e.g. us-west-2)"
-    aws_region = (
-        _matching(env, "AWS_REGION", _REGION, region)
-        or _matching(env, "AWS_DEFAULT_REGION", _REGION, region)
-        or DEFAULT_REGION
+    named_region = _matching(env, "AWS_REGION", _REGION, region) or _matching(
+        env, "AWS_DEFAULT_REGION", _REGION, region
     )
+    aws_region = named_region or DEFAULT_REGION
     return Settings(
         environment=name,
         home=spotlake_home(env),
@@ -276,6 +280,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         credentials_secret_id=secret_id,
         timestream_database=_matching(env, "SPOTLAKE_TIMESTREAM_DATABASE", _AWS_NAME, aws_name),
         region=aws_region,
+        region_from_environment=named_region,
+        s3_endpoint_url=_optional(env, "AWS_ENDPOINT_URL_S3") or _optional(env, "AWS_ENDPOINT_URL"),
         timestream_region=_matching(env, "SPOTLAKE_TIMESTREAM_REGION", _REGION, region) or aws_region,
         azure_auth_region=_matching(env, "SPOTLAKE_AZURE_AUTH_REGION", _REGION, region) or aws_region,
         azure_auth=_choice(env, "SPOTLAKE_AZURE_AUTH", AZURE_AUTH_SOURCES),

@@ -18,7 +18,6 @@ Exit codes: 0 rows printed, 1 nothing matched (an empty range, no pool), 2 a usa
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -106,10 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     # Resolved even with --lake: a mistyped SPOTLAKE_ENV must fail here as it fails everywhere else.
     settings = load_settings()
     location = args.lake or default_location()
-    endpoint = (
-        args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    region = args.s3_region or os.environ.get("AWS_DEFAULT_REGION")
+    endpoint = args.endpoint_url or settings.s3_endpoint_url
+    region = args.s3_region or settings.region_from_environment
     try:
         lake = ArrowLake.open(location, endpoint_url=endpoint, region=region)
     except LakeLocationError as exc:
