@@ -8,7 +8,15 @@ steady-state one with a previous snapshot). Printed per provider: wall seconds f
 `latest/<p>` written (targets: ≤ 120 s for AWS), the CPU seconds of the worker process (user + system, all
 threads and children) as vCPU-seconds (target ≤ 60), of which loading the definitions, peak RSS, SPS calls.
 
+Then the cost of a tick per run-worker architecture: a Batch job reserves its vCPU (1 by default) for its
+whole wall time, so a tick costs wall x vCPUs x the Spot price per vCPU-second. The prices are inputs, not
+measurements (Spot prices move; pass the current ones): the defaults are assumptions, x86 $0.020 and Graviton
+$0.017 per vCPU-hour (Graviton's list price per vCPU is about 15% below the same-generation x86 family's).
+This machine is x86, so the arm64 figure also prints the break-even: how many times slower a Graviton vCPU
+would have to run the worker's CPU-bound part before arm64 stopped being cheaper per tick.
+
     .venv/bin/python benchmarks/tick.py [--providers aws azure] [--latency-ms 150] [--scale 1.0]
+        [--price-x86 0.020] [--price-arm64 0.017] [--job-vcpus 1]
 """
 
 from __future__ import annotations
@@ -94,6 +102,9 @@ def main() -> None:
     parser.add_argument("--providers", nargs="+", default=["aws", "azure"])
     parser.add_argument("--latency-ms", type=float, default=150.0)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--price-x86", type=float, default=0.020, help="Spot $ per vCPU-hour, x86_64")
+    parser.add_argument("--price-arm64", type=float, default=0.017, help="Spot $ per vCPU-hour, Graviton")
+    parser.add_argument("--job-vcpus", type=float, default=1.0, help="vCPUs a run worker reserves")
     parser.add_argument("--child", nargs=2, metavar=("PROVIDER", "STAGE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -118,6 +129,29 @@ def main() -> None:
             f"(definitions {tick['load_cpu_s']:.2f} CPU-s), peak RSS {tick['peak_rss_mib']:.0f} MiB, "
             f"{tick['sps_calls']} SPS calls"
         )
+        print(
+            _cost_line(tick["to_latest_s"], tick["vcpu_s"], args.job_vcpus, args.price_x86, args.price_arm64)
+        )
+
+
+TICKS_PER_MONTH = 6 * 24 * 30
+
+
+def _cost_line(wall_s: float, cpu_s: float, job_vcpus: float, price_x86: float, price_arm64: float) -> str:
+    """Cost per tick and per month on each architecture, and the CPU slowdown at which they break even.
+
+    A slower vCPU lengthens only the CPU-bound part of the tick: wall(s) = wall + (s - 1) x cpu. arm64 is
+    cheaper while wall(s) x price_arm64 < wall x price_x86.
+    """
+    x86 = wall_s * job_vcpus * price_x86 / 3600
+    arm = wall_s * job_vcpus * price_arm64 / 3600
+    break_even = 1 + wall_s * (price_x86 / price_arm64 - 1) / cpu_s if cpu_s > 0 else float("inf")
+    return (
+        f"  cost per tick ({job_vcpus:g} vCPU reserved for the wall time): x86_64 ${x86:.5f} "
+        f"(${x86 * TICKS_PER_MONTH:.2f}/month), arm64 ${arm:.5f} (${arm * TICKS_PER_MONTH:.2f}/month) "
+        f"at equal speed; arm64 stays cheaper unless a Graviton vCPU runs this worker "
+        f"{break_even:.1f}x slower"
+    )
 
 
 if __name__ == "__main__":

@@ -163,9 +163,9 @@ variable "allocation_strategy" {
 }
 
 variable "run_worker_architecture" {
-  description = "CPU architecture of the run workers' Spot hosts: x86_64, or arm64 (Graviton; the image is multi-arch). A compute environment cannot mix the two."
+  description = "CPU architecture of the run workers' Spot hosts: arm64 (Graviton, the default: cheaper per tick, see infra/README.md) or x86_64; the image is multi-arch. A compute environment cannot mix the two."
   type        = string
-  default     = "x86_64"
+  default     = "arm64"
 
   validation {
     condition     = contains(["x86_64", "arm64"], var.run_worker_architecture)

@@ -164,8 +164,8 @@ run "production_plan" {
     error_message = "the compute environment needs a name prefix so it can be replaced before it is destroyed"
   }
   assert {
-    condition     = toset(aws_batch_compute_environment.spot.compute_resources[0].instance_type) == toset(["m6i", "m7i", "m6a", "c6i", "c7i", "r6i"])
-    error_message = "x86_64 run workers default to the x86 families"
+    condition     = toset(aws_batch_compute_environment.spot.compute_resources[0].instance_type) == toset(["m7g", "c7g", "r7g", "m6g", "c6g", "r6g"])
+    error_message = "run workers default to arm64 on the Graviton families"
   }
   assert {
     condition     = [for o in aws_batch_job_queue.runs.compute_environment_order : o.compute_environment] == [aws_batch_compute_environment.spot.arn]
@@ -263,17 +263,17 @@ run "production_plan" {
   }
 }
 
-run "graviton_run_workers" {
+run "x86_run_workers_and_arm64_control_plane" {
   command = plan
 
   variables {
-    run_worker_architecture        = "arm64"
+    run_worker_architecture        = "x86_64"
     control_plane_cpu_architecture = "ARM64"
   }
 
   assert {
-    condition     = toset(aws_batch_compute_environment.spot.compute_resources[0].instance_type) == toset(["m7g", "c7g", "r7g", "m6g", "c6g", "r6g"])
-    error_message = "arm64 run workers default to Graviton families"
+    condition     = toset(aws_batch_compute_environment.spot.compute_resources[0].instance_type) == toset(["m6i", "m7i", "m6a", "c6i", "c7i", "r6i"])
+    error_message = "x86_64 run workers default to the x86 families"
   }
   assert {
     condition     = aws_ecs_task_definition.dagster["webserver"].runtime_platform[0].cpu_architecture == "ARM64"

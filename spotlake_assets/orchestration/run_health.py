@@ -41,7 +41,6 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._core.events import JobFailureData, RunFailureReason
-from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
 log = logging.getLogger(__name__)
@@ -342,6 +341,10 @@ def run_views(instance: dg.DagsterInstance) -> list[RunView]:
 
 
 def host_facts(instance: dg.DagsterInstance, pids: Iterable[int]) -> HostFacts:
+    # Imported here: the SQLite storage module pulls in alembic, mako and pygments (~0.35 CPU-s), which a
+    # definitions load in a run worker should not pay.
+    from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+
     return HostFacts(
         hostname=socket.gethostname(),
         boot_id=boot_id(),

@@ -40,7 +40,7 @@ def test_the_mock_provider_plan_suite_passes(terraform_workdir: TerraformWorkdir
     # Every run block ran: a suite that silently ran nothing would also "pass".
     assert set(result.runs) >= {
         "production_plan",
-        "graviton_run_workers",
+        "x86_run_workers_and_arm64_control_plane",
         "mixed_architectures_are_refused",
         "fractional_default_vcpu_is_refused",
         "on_demand_fallback",
