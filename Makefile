@@ -6,7 +6,18 @@ STAMP := $(VENV)/.installed
 SPOTLAKE_HOME ?= $(CURDIR)/.spotlake
 export SPOTLAKE_HOME
 export DAGSTER_HOME ?= $(SPOTLAKE_HOME)/dagster_home
+# `make demo` records its scale (and a partitions start it needed) here; `make ui` runs like the last demo
+# on this home unless SCALE or SPOTLAKE_PARTITIONS_START is given.
+-include $(SPOTLAKE_HOME)/demo.mk
+ifeq ($(origin SCALE),undefined)
+UI_SCALE := $(or $(DEMO_SCALE),1.0)
+else
+UI_SCALE := $(SCALE)
+endif
+UI_PARTITIONS_START := $(or $(SPOTLAKE_PARTITIONS_START),$(DEMO_PARTITIONS_START))
 SCALE ?= 1.0
+# `make demo MODE=single`: the single-account mode (aws_single/) instead of the full pipeline.
+MODE ?= full
 PYTEST_ARGS ?=
 
 .PHONY: demo test ui lint bench install clean chromium
@@ -26,7 +37,7 @@ $(DAGSTER_HOME)/dagster.yaml: infra/local/dagster.yaml
 	cp infra/local/dagster.yaml $@
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	SPOTLAKE_ENV=local SPOTLAKE_SCALE=$(SCALE) $(BIN)/python -m spotlake_assets.demo
+	SPOTLAKE_ENV=local SPOTLAKE_SCALE=$(SCALE) $(BIN)/python -m spotlake_assets.demo --mode $(MODE)
 
 # checkov pins versions that conflict with the project's (tabulate, boto3): it gets a venv of its own.
 CHECKOV := $(VENV)/tools/checkov/bin/checkov
@@ -56,7 +67,8 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	SPOTLAKE_ENV=local SPOTLAKE_SCALE=$(SCALE) $(BIN)/dagster dev -w workspace.yaml
+	SPOTLAKE_ENV=local SPOTLAKE_SCALE=$(UI_SCALE) $(if $(UI_PARTITIONS_START),SPOTLAKE_PARTITIONS_START=$(UI_PARTITIONS_START)) \
+	  $(BIN)/dagster dev -w workspace.yaml
 
 # Fault injection, not part of `make test` (minutes): kill -9 the demo at seeded random moments, rerun it,
 # compare with an uninterrupted run. `make chaos CHAOS_TRIALS=5 CHAOS_ARGS="--scale 0.02 --windows 1"`.

@@ -25,8 +25,8 @@ WINDOW_ASSETS = [
     "aws/spot_price",
     "aws/merged",
     "aws/delta",
-    "history/aws",
-    "latest/aws",
+    "aws/history",
+    "aws/latest",
 ]
 
 

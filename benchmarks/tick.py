@@ -5,7 +5,7 @@ default 150 ms median with a long tail).
 
 Not timed: the day's workload and the previous window (run first, without latency, so the timed window is a
 steady-state one with a previous snapshot). Printed per provider: wall seconds from the worker's start to
-`latest/<p>` written (targets: ≤ 120 s for AWS), the CPU seconds of the worker process (user + system, all
+`<p>/latest` written (targets: ≤ 120 s for AWS), the CPU seconds of the worker process (user + system, all
 threads and children) as vCPU-seconds (target ≤ 60), of which loading the definitions, peak RSS, SPS calls.
 
 Then the cost of a tick per run-worker architecture: a Batch job reserves its vCPU (1 by default) for its
@@ -61,7 +61,7 @@ def _child(provider: str, stage: str) -> None:
     events = {
         e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events() if e.asset_key
     }
-    latest = instance.get_latest_materialization_event(dg.AssetKey(["latest", provider]))
+    latest = instance.get_latest_materialization_event(dg.AssetKey([provider, "latest"]))
     assert latest is not None, f"latest/{provider} was not written"
     latest_at = latest.timestamp
     sps = events[f"{provider}/sps"].materialization.metadata

@@ -148,7 +148,12 @@ resource "aws_batch_job_definition" "run_worker" {
     attempt_duration_seconds = var.run_worker_timeout_seconds
   }
 
-  container_properties = jsonencode({
+  container_properties = jsonencode(local.run_worker_container)
+}
+
+locals {
+  # The run worker's container, shared by the default job definition and the large one (batch_large.tf).
+  run_worker_container = {
     image = var.image_uri
     # Replaced on every submission by `dagster api execute_run <run>`.
     command          = ["dagster", "--version"]
@@ -181,5 +186,5 @@ resource "aws_batch_job_definition" "run_worker" {
         "awslogs-stream-prefix" = "run"
       }
     }
-  })
+  }
 }

@@ -120,6 +120,18 @@ data "aws_iam_policy_document" "run_worker" {
     resources = local.lake_delete_objects
   }
 
+  dynamic "statement" {
+    # The history import (legacy/ assets) reads SpotLake's published snapshots: list a month's prefix, get
+    # its files (or its zip). Read only; SpotLake's bucket is public, but another account's bucket still
+    # needs the grant on the caller's side.
+    for_each = var.legacy_source_bucket == "" ? [] : ["ListLegacySource", "ReadLegacySource"]
+    content {
+      sid       = statement.value
+      actions   = statement.value == "ListLegacySource" ? ["s3:ListBucket"] : ["s3:GetObject"]
+      resources = statement.value == "ListLegacySource" ? ["arn:${local.partition}:s3:::${var.legacy_source_bucket}"] : ["arn:${local.partition}:s3:::${var.legacy_source_bucket}/*"]
+    }
+  }
+
   statement {
     sid       = "TimestreamWriteNamedTables"
     actions   = ["timestream:WriteRecords"]
@@ -138,8 +150,48 @@ data "aws_iam_policy_document" "run_worker" {
       "ec2:DescribeInstanceTypeOfferings",
       "ec2:DescribeSpotPriceHistory",
       "pricing:GetProducts",
+      # Single-account mode (aws_single/): architectures, and the launch-time collector's polling and sweep.
+      "ec2:DescribeInstanceTypes",
+      "ec2:DescribeInstances",
+      "ec2:DescribeInstanceStatus",
+      "ec2:DescribeSpotInstanceRequests",
     ]
     resources = ["*"]
+  }
+
+  dynamic "statement" {
+    # Single-account launch-time collector, only with var.launch_time_measurement (it starts paid instances):
+    # Spot requests and tags only when the request carries its tag key, so everything it creates is
+    # findable by the sweep; its cleanup only on tagged requests and instances (it tags instances before
+    # terminating them).
+    for_each = var.launch_time_measurement ? {
+      LaunchTimeRequests = ["ec2:RequestSpotInstances", "ec2:CreateTags"]
+      LaunchTimeCleanup  = ["ec2:CancelSpotInstanceRequests", "ec2:TerminateInstances"]
+    } : {}
+    content {
+      sid       = statement.key
+      actions   = statement.value
+      resources = ["*"]
+      condition {
+        test     = "Null"
+        variable = statement.key == "LaunchTimeRequests" ? "aws:RequestTag/spotlake:launch-time" : "aws:ResourceTag/spotlake:launch-time"
+        values   = ["false"]
+      }
+    }
+  }
+
+  statement {
+    # The current Amazon Linux 2023 AMI ids (aws/amis): AWS's public parameters, in every region.
+    sid       = "PublicAmiParameters"
+    actions   = ["ssm:GetParameter"]
+    resources = ["arn:${local.partition}:ssm:*::parameter/aws/service/ami-amazon-linux-latest/*"]
+  }
+
+  statement {
+    # The single-account daily report by e-mail through SES (optional; any verified identity of the account).
+    sid       = "ReportEmail"
+    actions   = ["ses:SendRawEmail"]
+    resources = ["arn:${local.partition}:ses:*:${local.account_id}:identity/*"]
   }
 
   statement {
@@ -187,12 +239,15 @@ resource "aws_iam_role_policy" "run_worker" {
 
 data "aws_iam_policy_document" "control_plane" {
   statement {
-    # BatchRunLauncher: submit to the one queue with the one job definition, tagging the job.
+    # BatchRunLauncher: submit to the queue and job definition of each job class (default and large),
+    # tagging the job.
     sid     = "LaunchRuns"
     actions = ["batch:SubmitJob", "batch:TagResource"]
     resources = [
       aws_batch_job_queue.runs.arn,
       "arn:${local.partition}:batch:${var.region}:${local.account_id}:job-definition/${local.run_worker_job_definition_name}:*",
+      aws_batch_job_queue.large.arn,
+      "arn:${local.partition}:batch:${var.region}:${local.account_id}:job-definition/${local.large_job_definition_name}:*",
       local.batch_job_arns,
     ]
   }

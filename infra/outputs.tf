@@ -8,6 +8,16 @@ output "job_definition" {
   value       = aws_batch_job_definition.run_worker.arn
 }
 
+output "large_job_queue" {
+  description = "Batch job queue of the large job class (SPOTLAKE_BATCH_LARGE_JOB_QUEUE): the history imports."
+  value       = aws_batch_job_queue.large.name
+}
+
+output "large_job_definition" {
+  description = "Large job definition (SPOTLAKE_BATCH_LARGE_JOB_DEFINITION): more vCPU and memory, a scratch volume."
+  value       = aws_batch_job_definition.large_worker.arn
+}
+
 output "compute_environment" {
   description = "Batch compute environment."
   value       = aws_batch_compute_environment.spot.arn

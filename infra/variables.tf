@@ -130,6 +130,12 @@ variable "slack_webhook_secret_arn" {
   default     = ""
 }
 
+variable "launch_time_measurement" {
+  description = "Let the run worker request, tag, cancel and terminate Spot instances tagged spotlake:launch-time (the single-account launch-time collector, aws_single/launch_time, which starts paid instances). Off by default: without it the collector's calls are denied."
+  type        = bool
+  default     = false
+}
+
 variable "image_uri" {
   description = "Image built from ../Dockerfile (scripts/build_and_push.sh), by digest or tag."
   type        = string
@@ -451,4 +457,52 @@ variable "silent_tick_alarm_minutes" {
     condition     = var.silent_tick_alarm_minutes >= 20 && var.silent_tick_alarm_minutes % 10 == 0
     error_message = "silent_tick_alarm_minutes must be a multiple of 10 (the alarm's period), at least 20."
   }
+}
+
+# --- The large job class (batch_large.tf) ---------------------------------------------------------------
+
+variable "large_job_vcpu" {
+  description = "Default vCPUs of a large job (the import of SpotLake's history: one process, a few threads)."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.large_job_vcpu >= 1 && floor(var.large_job_vcpu) == var.large_job_vcpu
+    error_message = "large_job_vcpu must be a whole number of vCPUs (AWS Batch on EC2 accepts no fractions)."
+  }
+}
+
+variable "large_job_memory_mib" {
+  description = "Default memory of a large job in MiB (the import peaks well under 1 GiB; headroom for larger runs)."
+  type        = number
+  default     = 16384
+}
+
+variable "large_job_scratch_gib" {
+  description = "Size of the scratch EBS volume of each large host, in GiB (a month's zip plus temporary files); deleted with the instance."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.large_job_scratch_gib >= 20 && var.large_job_scratch_gib <= 16384
+    error_message = "large_job_scratch_gib must be between 20 and 16384 GiB (gp3 limits)."
+  }
+}
+
+variable "large_job_max_vcpus" {
+  description = "Ceiling of the large compute environment (it scales to zero between runs)."
+  type        = number
+  default     = 32
+}
+
+variable "large_job_timeout_seconds" {
+  description = "Batch kills a large job after this long (a retry resumes from the last checkpointed day)."
+  type        = number
+  default     = 21600
+}
+
+variable "legacy_source_bucket" {
+  description = "SpotLake's bucket the history import reads (public; the role still needs s3:GetObject on it). Empty: no grant."
+  type        = string
+  default     = "spotlake"
 }

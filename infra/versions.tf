@@ -62,6 +62,9 @@ locals {
     # By name: the launcher resolves the revision that holds the run's image (see DAGSTER_CONTAINER_IMAGE).
     { name = "SPOTLAKE_BATCH_JOB_DEFINITION", value = local.run_worker_job_definition_name },
     { name = "SPOTLAKE_BATCH_LOG_GROUP", value = aws_cloudwatch_log_group.run_worker.name },
+    # The large job class (batch_large.tf): the launcher's `job_classes.large` in infra/dagster.yaml.
+    { name = "SPOTLAKE_BATCH_LARGE_JOB_QUEUE", value = aws_batch_job_queue.large.name },
+    { name = "SPOTLAKE_BATCH_LARGE_JOB_DEFINITION", value = local.large_job_definition_name },
     # The code server records this image on every run it plans (`dagster api grpc` reads the variable);
     # BatchRunLauncher submits the job-definition revision holding that image, so a deploy never makes a
     # queued run execute newer code than it was planned with.

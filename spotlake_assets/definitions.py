@@ -3,9 +3,11 @@ monitoring and run-health definitions, and the environment's resources."""
 
 import dagster as dg
 
+from spotlake_assets.aws_single.definitions import definitions as single_account_definitions
 from spotlake_assets.batch_launcher.sensors import batch_sensors
 from spotlake_assets.environment import resources_for
-from spotlake_assets.orchestration.alerts import run_failure_alert
+from spotlake_assets.legacy.assets import legacy_assets, legacy_jobs
+from spotlake_assets.orchestration.alerts import build_run_failure_alert
 from spotlake_assets.orchestration.monitoring import collector_stats
 from spotlake_assets.orchestration.provider import build_provider
 from spotlake_assets.providers import PROVIDERS
@@ -16,25 +18,26 @@ def build_definitions() -> dg.Definitions:
     # Automation starts RUNNING where the platform runs for real; locally it waits for the operator.
     running = environment_name() != "local"
     providers = [build_provider(spec, running) for spec in PROVIDERS]
+    single = single_account_definitions(running)
     # Only the daily history compaction uses an automation condition (on_cron); its sensor follows `running`.
     compaction = dg.AutomationConditionSensorDefinition(
         "history_compaction_sensor",
-        target=dg.AssetSelection.key_prefixes(["history_daily"]),
+        target=dg.AssetSelection.assets(*(dg.AssetKey([spec.name, "history_daily"]) for spec in PROVIDERS)),
         default_status=dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED,
+        description="At 00:30 UTC compacts each provider's closed day of history (<p>/history_daily).",
     )
     # Locally every run worker is on this host, so one whose process is gone can be proven dead and reaped
-    # (freeing its pool slots); in production run monitoring asks the Batch launcher instead.
-    run_health = [] if running else _dead_run_sensors()
+    # (freeing its pool slots); in production run monitoring asks the Batch launcher, helped by its sensors.
+    run_health = [*batch_sensors] if running else _dead_run_sensors()
     return dg.Definitions(
-        assets=[*(a for p in providers for a in p.assets), collector_stats],
+        assets=[*(a for p in providers for a in p.assets), collector_stats, *legacy_assets, *single.assets],
         asset_checks=[c for p in providers for c in p.asset_checks],
-        jobs=[j for p in providers for j in p.jobs],
-        schedules=[s for p in providers for s in p.schedules],
+        jobs=[*(j for p in providers for j in p.jobs), *legacy_jobs, *single.jobs],
+        schedules=[*(s for p in providers for s in p.schedules), *single.schedules],
         sensors=[
             *(s for p in providers for s in p.sensors),
             compaction,
-            run_failure_alert,
-            *batch_sensors,
+            build_run_failure_alert(running),
             *run_health,
         ],
         resources=resources_for(),

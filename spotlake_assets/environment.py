@@ -32,6 +32,8 @@ from typing import Any
 
 import dagster as dg
 
+from spotlake_assets.aws_single.environment import aws_single_resources
+from spotlake_assets.legacy.environment import legacy_resources
 from spotlake_assets.orchestration.alerts import slack_resource
 from spotlake_assets.providers import PROVIDERS
 from spotlake_assets.settings import (
@@ -92,10 +94,13 @@ _SHARED_RESOURCES: dict[str, Callable[[Settings], dict[str, Any]]] = {
 
 
 def resources_for(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The whole resource set of the environment: lake, sinks, each provider's API and credentials, alerts."""
+    """The whole resource set of the environment: lake, sinks, each provider's API and credentials, the
+    single-account lab, the legacy archive, alerts."""
     env = os.environ if environ is None else environ
     settings = load_settings(env)
     resources = _SHARED_RESOURCES[settings.environment](settings)
     for provider in PROVIDERS:
         resources |= provider.resources(settings.environment, env)
+    resources |= aws_single_resources(settings.environment, env)
+    resources |= legacy_resources(settings)
     return {**resources, "slack": slack_resource(env)}

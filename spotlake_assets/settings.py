@@ -4,11 +4,14 @@
 - ``SPOTLAKE_ENV``: ``local`` (default), ``test`` or ``prod``; anything else is an `UnknownEnvironment`;
 - ``SPOTLAKE_HOME``, ``SPOTLAKE_SCALE``, ``SPOTLAKE_SEED``: the local lake and the simulated clouds;
   ``SPOTLAKE_SIM_LATENCY_MS``: the simulated clouds' median per-call latency (default 0, none);
+- ``SPOTLAKE_PARTITIONS_START``: the first day (``YYYY-MM-DD``) of every partitioned asset; in ``local``
+  `LOCAL_PARTITIONS_LOOKBACK_DAYS` before today, in ``test`` and ``prod`` `PRODUCTION_PARTITIONS_START`;
 - bucket variables (`SPOTLAKE_BUCKET`, `SPOTLAKE_READ_BUCKET`, `SPOTLAKE_WRITE_BUCKET`), Timestream
   (`SPOTLAKE_TIMESTREAM_DATABASE`, `SPOTLAKE_TIMESTREAM_REGION`), the credential secret, the Azure variables
   (`SPOTLAKE_AZURE_AUTH_REGION`); every AWS client's region is `AWS_REGION` (default us-west-2) unless its
   own override is set;
-  and the alert ones (`SPOTLAKE_SLACK_WEBHOOK_URL`, `SPOTLAKE_UI_URL`).
+  and the alert ones (`SPOTLAKE_SLACK_WEBHOOK_URL`, `SPOTLAKE_SLACK_BOT_TOKEN`, `SPOTLAKE_SLACK_CHANNEL`,
+  `SPOTLAKE_UI_URL`); the single-account report's channels (`SPOTLAKE_REPORT_*`, `REPORT_VARIABLES`).
 
 Kept apart from `spotlake_assets.environment` (which builds the resource sets of every provider) so the
 layers below the entry points (a provider's resources, the alerts resource, `spotlake query`) can read the
@@ -22,6 +25,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from spotlake_assets.storage.lake import bucket_name_problem
@@ -32,6 +36,12 @@ TEST_TIMESTREAM_DATABASE = "spotlake-test"
 DEFAULT_HOME = ".spotlake"
 DEFAULT_SEED = 7
 DEFAULT_SCALE = 1.0
+# Production's partitions start when SpotLake Assets started collecting: fixed, so a deployment never loses
+# (or invents) partitions when it restarts on another day.
+PRODUCTION_PARTITIONS_START = "2026-01-01"
+# A laptop starts a few days back: enough for the demo's day and a backfill, without the UI reading
+# "0% of 48,000 partitions" for months nobody collected.
+LOCAL_PARTITIONS_LOOKBACK_DAYS = 3
 # Only where neither AWS_REGION nor AWS_DEFAULT_REGION is set (a laptop): production's job definitions set
 # AWS_REGION from Terraform's `region`, and every AWS client follows it unless its own override is set.
 DEFAULT_REGION = "us-west-2"
@@ -95,6 +105,13 @@ class Settings:
     ui_url: str | None
     # Median latency of each simulated cloud call, in ms (a long tail above it); 0 waits not at all.
     sim_latency_ms: float = 0.0
+    # The first day of every partitioned asset, YYYY-MM-DD (see `partitions_start`).
+    partitions_start: str = PRODUCTION_PARTITIONS_START
+    # A Slack bot token (SPOTLAKE_SLACK_BOT_TOKEN, a secret read as an EnvVar) and the channel it posts to.
+    slack_bot_token_set: bool = False
+    slack_channel: str | None = None
+    # The single-account report's SPOTLAKE_REPORT_* variables that are set (values are read as EnvVars).
+    report_variables: tuple[str, ...] = ()
 
     @property
     def lake_variable(self) -> str:
@@ -180,6 +197,28 @@ def _latency_ms(environ: Mapping[str, str]) -> float:
     return latency
 
 
+def partitions_start(environment: str, environ: Mapping[str, str], today: date | None = None) -> str:
+    """`SPOTLAKE_PARTITIONS_START` (a UTC day, YYYY-MM-DD, not after today); unset: production's fixed
+    start in ``test``/``prod``, `LOCAL_PARTITIONS_LOOKBACK_DAYS` before today in ``local``."""
+    today = today or datetime.now(UTC).date()
+    raw = environ.get("SPOTLAKE_PARTITIONS_START", "")
+    if not raw.strip():
+        if environment == "local":
+            return (today - timedelta(days=LOCAL_PARTITIONS_LOOKBACK_DAYS)).isoformat()
+        return PRODUCTION_PARTITIONS_START
+    try:
+        day = datetime.strptime(raw.strip(), "%Y-%m-%d").date()
+    except ValueError:
+        day = None
+    if day is None or day > today:
+        raise InvalidSetting(
+            "SPOTLAKE_PARTITIONS_START",
+            f"SPOTLAKE_PARTITIONS_START={raw!r} is not a UTC day (YYYY-MM-DD) on or before today "
+            f"({today.isoformat()}): the first day of every partitioned asset",
+        )
+    return day.isoformat()
+
+
 def _seed(environ: Mapping[str, str]) -> int:
     raw = environ.get("SPOTLAKE_SEED")
     if raw is None:
@@ -224,6 +263,30 @@ def _choice(environ: Mapping[str, str], variable: str, choices: tuple[str, ...])
     return value
 
 
+REPORT_VARIABLES = (
+    "SPOTLAKE_REPORT_MAIL_FROM",
+    "SPOTLAKE_REPORT_MAIL_TO",
+    "SPOTLAKE_REPORT_SMTP_HOST",
+    "SPOTLAKE_REPORT_SMTP_PORT",
+    "SPOTLAKE_REPORT_SMTP_USER",
+    "SPOTLAKE_REPORT_SMTP_PASSWORD",
+    "SPOTLAKE_REPORT_SES_REGION",
+    "SPOTLAKE_REPORT_SLACK_WEBHOOK_URL",
+)
+
+
+def _report_variables(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The single-account report channels (aws_single/environment.py): which variables are set; the port
+    and the SES region are checked here, secrets never echoed."""
+    port = _optional(environ, "SPOTLAKE_REPORT_SMTP_PORT")
+    if port is not None and not (_INTEGER.fullmatch(port) and 1 <= int(port) <= 65535):
+        raise InvalidSetting(
+            "SPOTLAKE_REPORT_SMTP_PORT", f"SPOTLAKE_REPORT_SMTP_PORT={port!r} is not a TCP port (1-65535)"
+        )
+    _matching(environ, "SPOTLAKE_REPORT_SES_REGION", _REGION, "an AWS region (e.g. eu-west-1)")
+    return tuple(v for v in REPORT_VARIABLES if _optional(environ, v) is not None)
+
+
 def _slack_webhook_set(environ: Mapping[str, str]) -> bool:
     raw = _optional(environ, "SPOTLAKE_SLACK_WEBHOOK_URL")
     if raw is None:
@@ -235,6 +298,17 @@ def _slack_webhook_set(environ: Mapping[str, str]) -> bool:
             "SPOTLAKE_SLACK_WEBHOOK_URL is not an https:// URL (its value is a secret and is not shown)",
         )
     return True
+
+
+def _slack_bot(environ: Mapping[str, str]) -> tuple[bool, str | None]:
+    """Whether a bot token is set (its value is never read here) and its channel, which it needs."""
+    token_set = _optional(environ, "SPOTLAKE_SLACK_BOT_TOKEN") is not None
+    channel = _optional(environ, "SPOTLAKE_SLACK_CHANNEL")
+    if token_set and channel is None:
+        raise InvalidSetting(
+            "SPOTLAKE_SLACK_CHANNEL", "SPOTLAKE_SLACK_BOT_TOKEN is set but SPOTLAKE_SLACK_CHANNEL is not"
+        )
+    return token_set, channel
 
 
 def _ui_url(environ: Mapping[str, str]) -> str | None:
@@ -292,4 +366,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         slack_webhook_set=_slack_webhook_set(env),
         ui_url=_ui_url(env),
         sim_latency_ms=_latency_ms(env),
+        partitions_start=partitions_start(name, env),
+        slack_bot_token_set=_slack_bot(env)[0],
+        slack_channel=_slack_bot(env)[1],
+        report_variables=_report_variables(env),
     )

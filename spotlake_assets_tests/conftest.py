@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import urllib.request
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -19,6 +20,10 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from spotlake_assets.storage.lake import LocalLake, S3Lake
+
+# Tests use fixed days (2026-03-01, ...): pin the partitions' start before any definition is imported, where
+# `local` would otherwise start a few days before today (settings.partitions_start).
+os.environ.setdefault("SPOTLAKE_PARTITIONS_START", "2026-01-01")
 
 REGION = "us-west-2"
 BUCKETS = ("spotlake-read", "spotlake-write", "spotlake-prod")

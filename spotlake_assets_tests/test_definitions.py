@@ -30,8 +30,8 @@ EXPECTED_AWS_KEYS = {
     "aws/ondemand_price",
     "aws/merged",
     "aws/delta",
-    "history/aws",
-    "latest/aws",
+    "aws/history",
+    "aws/latest",
 }
 
 
@@ -273,7 +273,7 @@ def test_settings_reach_both_simulations_and_optional_values_may_be_empty(tmp_pa
     )
     for api in (resources["aws_api"], resources["azure_api"]):
         assert (api.seed, api.scale) == (11, 0.25)
-    assert resources["slack"].url is None
+    assert resources["slack"].webhook_url is None and not resources["slack"].configured
     prod = resources_for({"SPOTLAKE_ENV": "prod", "SPOTLAKE_CREDENTIALS_SECRET_ID": ""})
     assert prod["aws_credentials"].source == "lake_csv"
 
@@ -307,3 +307,73 @@ def test_a_missing_prod_bucket_names_its_variable_at_run_time(
         "bucket s3://spotlake-absent does not exist (GetObject latest_data/latest_aws.json); the bucket name "
         "comes from SPOTLAKE_BUCKET"
     )
+
+
+@pytest.mark.parametrize("env", ["local", "test", "prod"])
+def test_every_node_label_of_a_group_graph_is_distinct(
+    env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The UI labels a node by its key's last part: within a group, no two may share one."""
+    monkeypatch.setenv("SPOTLAKE_ENV", env)
+    monkeypatch.setenv("SPOTLAKE_HOME", str(tmp_path))
+    from spotlake_assets.definitions import build_definitions
+
+    graph = build_definitions().resolve_asset_graph()
+    labels: dict[str, list[str]] = {}
+    for node in graph.asset_nodes:
+        labels.setdefault(node.group_name or "default", []).append(node.key.path[-1])
+    for group, names in labels.items():
+        assert len(names) == len(set(names)), f"group {group}: {sorted(names)}"
+    for provider in ("aws", "azure"):
+        sinks = {
+            dg.AssetKey([provider, name]) for name in ("history", "timestream", "latest", "history_daily")
+        }
+        assert sinks <= graph.get_all_asset_keys()
+        # The compaction's lineage is drawn: a day of history_daily reads that day's history windows.
+        daily = graph.get(dg.AssetKey([provider, "history_daily"]))
+        assert dg.AssetKey([provider, "history"]) in daily.parent_keys
+
+
+@pytest.mark.parametrize("env", ["local", "test", "prod"])
+def test_every_check_job_schedule_and_sensor_is_described(
+    env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SPOTLAKE_ENV", env)
+    monkeypatch.setenv("SPOTLAKE_HOME", str(tmp_path))
+    from spotlake_assets.definitions import build_definitions
+
+    defs = build_definitions()
+    repository = defs.get_repository_def()
+    graph = defs.resolve_asset_graph()
+    undescribed = [
+        f"check {key.asset_key.to_user_string()}:{key.name}"
+        for key in graph.asset_check_keys
+        if not (graph.get_check_spec(key).description or "").strip()
+    ]
+    # `__ASSET_JOB` is Dagster's implicit job, not ours.
+    undescribed += [
+        f"job {j.name}"
+        for j in repository.get_all_jobs()
+        if not j.name.startswith("__") and not j.description
+    ]
+    undescribed += [f"schedule {s.name}" for s in repository.schedule_defs if not s.description]
+    undescribed += [f"sensor {s.name}" for s in repository.sensor_defs if not s.description]
+    assert not undescribed, undescribed
+
+
+def test_production_only_sensors_are_off_locally(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SPOTLAKE_HOME", str(tmp_path))
+    from spotlake_assets.definitions import build_definitions
+
+    def sensors(env: str) -> dict[str, dg.SensorDefinition]:
+        monkeypatch.setenv("SPOTLAKE_ENV", env)
+        return {s.name: s for s in build_definitions().get_repository_def().sensor_defs}
+
+    local, prod = sensors("local"), sensors("prod")
+    # Nobody to page on a laptop, and runs are never launched on AWS Batch there.
+    assert local["run_failure_alert"].default_status == dg.DefaultSensorStatus.STOPPED
+    assert "fail_batch_runs_that_cannot_start" not in local and "stop_orphaned_batch_jobs" not in local
+    running = dg.DefaultSensorStatus.RUNNING
+    assert local["dead_run_reaper"].default_status == running
+    for name in ("run_failure_alert", "fail_batch_runs_that_cannot_start", "stop_orphaned_batch_jobs"):
+        assert prod[name].default_status == running, name

@@ -19,6 +19,7 @@ REQUIRED = {
     "definitions.py",
     "demo.py",
     "environment.py",
+    "frames.py",
     "merge.py",
     "models.py",
     "resources.py",

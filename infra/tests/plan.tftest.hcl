@@ -678,3 +678,95 @@ run "lake_checkpoint_prefixes_only_under_state" {
 
   expect_failures = [var.lake_checkpoint_prefixes]
 }
+
+# --- the large job class (batch_large.tf) ---
+
+run "large_job_class" {
+  command = plan
+
+  variables {
+    large_job_scratch_gib = 500
+  }
+
+  assert {
+    condition = alltrue([
+      for d in aws_launch_template.batch_large.block_device_mappings :
+      d.ebs[0].volume_size == 500 && d.ebs[0].delete_on_termination == "true" && d.ebs[0].encrypted == "true"
+      if d.device_name == "/dev/xvdb"
+    ]) && length(aws_launch_template.batch_large.block_device_mappings) == 2
+    error_message = "large hosts get an encrypted scratch volume of large_job_scratch_gib, deleted with the instance"
+  }
+  assert {
+    condition     = aws_launch_template.batch_large.metadata_options[0].http_tokens == "required"
+    error_message = "large hosts: IMDSv2 only"
+  }
+  assert {
+    condition = alltrue([
+      aws_batch_compute_environment.spot_large.compute_resources[0].type == "SPOT",
+      aws_batch_compute_environment.spot_large.compute_resources[0].min_vcpus == 0,
+      [for o in aws_batch_job_queue.large.compute_environment_order : o.compute_environment] == [aws_batch_compute_environment.spot_large.arn],
+    ])
+    error_message = "the large queue feeds its own Spot compute environment, which scales to zero"
+  }
+  assert {
+    condition = (
+      { for r in jsondecode(aws_batch_job_definition.large_worker.container_properties).resourceRequirements : r.type => r.value }
+      == { VCPU = "4", MEMORY = "16384" }
+    )
+    error_message = "the large job definition defaults to 4 vCPU / 16384 MiB"
+  }
+  assert {
+    condition = alltrue([
+      contains([for m in jsondecode(aws_batch_job_definition.large_worker.container_properties).mountPoints : m.containerPath], "/scratch"),
+      contains([for v in jsondecode(aws_batch_job_definition.large_worker.container_properties).volumes : try(v.host.sourcePath, "")], "/scratch"),
+      { for e in jsondecode(aws_batch_job_definition.large_worker.container_properties).environment : e.name => e.value }["TMPDIR"] == "/scratch",
+      jsondecode(aws_batch_job_definition.large_worker.container_properties).readonlyRootFilesystem,
+      aws_batch_job_definition.large_worker.retry_strategy[0].attempts == 1,
+    ])
+    error_message = "large jobs mount the scratch volume as TMPDIR, read-only root otherwise, one attempt"
+  }
+  assert {
+    condition = (
+      { for e in jsondecode(aws_batch_job_definition.run_worker.container_properties).environment : e.name => e.value }["SPOTLAKE_BATCH_LARGE_JOB_DEFINITION"]
+      == aws_batch_job_definition.large_worker.name
+    )
+    error_message = "the instance config's large job class names the large job definition"
+  }
+  assert {
+    condition = contains(
+      flatten([for s in data.aws_iam_policy_document.control_plane.statement : s.resources if s.sid == "LaunchRuns"]),
+      aws_batch_job_queue.large.arn,
+    )
+    error_message = "the launcher may submit to the large queue"
+  }
+  assert {
+    condition = (
+      flatten([for s in data.aws_iam_policy_document.run_worker.statement : s.resources if s.sid == "ReadLegacySource"])
+      == ["arn:aws:s3:::spotlake/*"]
+    )
+    error_message = "the history import reads SpotLake's bucket, and nothing else beyond the lake"
+  }
+}
+
+run "large_job_scratch_too_small_is_refused" {
+  command = plan
+
+  variables {
+    large_job_scratch_gib = 5
+  }
+
+  expect_failures = [var.large_job_scratch_gib]
+}
+
+run "no_legacy_source_grant" {
+  command = plan
+
+  variables {
+    legacy_source_bucket = ""
+  }
+
+  assert {
+    condition     = length([for s in data.aws_iam_policy_document.run_worker.statement : s if startswith(s.sid, "ReadLegacy") || startswith(s.sid, "ListLegacy")]) == 0
+    error_message = "an empty legacy_source_bucket grants nothing"
+  }
+}

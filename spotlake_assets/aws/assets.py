@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from spotlake_assets.aws import frames
 from spotlake_assets.aws.budget import CredentialLedger
 from spotlake_assets.aws.collectors.catalogue import collect_catalogue
 from spotlake_assets.aws.collectors.interruption_frequency import (
@@ -25,8 +26,6 @@ from spotlake_assets.aws.constants import (
     ONDEMAND_COLUMNS,
     PROVIDER,
     SPOT_PRICE_COLUMNS,
-    SPS_COLUMNS,
-    WORKLOAD_COLUMNS,
 )
 from spotlake_assets.aws.credentials import AwsCredentialPool
 from spotlake_assets.aws.merge import DROPPED_UNKNOWN_AZ, merge_snapshot
@@ -42,7 +41,11 @@ from spotlake_assets.aws.workload import (
 from spotlake_assets.domain.validation import MalformedResponse
 from spotlake_assets.domain.windows import capacity_for_window, day_key_of_window, window_start
 from spotlake_assets.orchestration.metrics import Stopwatch
-from spotlake_assets.orchestration.partitions import collection_partitions, workload_partitions
+from spotlake_assets.orchestration.partitions import (
+    collection_partitions,
+    needs_daily_inputs,
+    workload_partitions,
+)
 from spotlake_assets.orchestration.provider import (
     SAME_DAY,
     UNOBSERVABLE,
@@ -52,6 +55,7 @@ from spotlake_assets.orchestration.provider import (
     MergeWindow,
     cannot_observe,
     empty_frame,
+    note_replay,
     permanent_failure,
 )
 from spotlake_assets.orchestration.reporting import (
@@ -87,7 +91,7 @@ def zones_from_frame(frame: pd.DataFrame) -> tuple[AvailabilityZone, ...]:
 
 def _day_zones(lake: LakeResource, day: str) -> pd.DataFrame | None:
     try:
-        return read_frame(lake, keys.zones_key(PROVIDER, day), ZONE_COLUMNS)
+        return read_frame(lake, keys.zones_key(PROVIDER, day), frames.ZONES)
     except LakeKeyNotFound:
         return None
 
@@ -112,7 +116,8 @@ def _coverage_check(name: str, coverage: PlanCoverage) -> dg.AssetCheckResult:
 
 
 def _day_queries(lake: LakeResource, day: str) -> tuple[SpsQuery, ...]:
-    return queries_from_frame(read_frame(lake, keys.workload_key(PROVIDER, day), WORKLOAD_COLUMNS))
+    with needs_daily_inputs(PROVIDER, day):
+        return queries_from_frame(read_frame(lake, keys.workload_key(PROVIDER, day), frames.WORKLOAD))
 
 
 @dg.asset(
@@ -125,7 +130,13 @@ def _day_queries(lake: LakeResource, day: str) -> tuple[SpsQuery, ...]:
         "(proven-optimal where the solver proves it; status and gap recorded), 50 queries per credential "
         "group. Built at 23:55 UTC for the next day. Idempotent: deterministic keys, overwritten whole."
     ),
-    check_specs=[dg.AssetCheckSpec("queries_cover_offerings", asset=WORKLOAD)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "queries_cover_offerings",
+            asset=WORKLOAD,
+            description="Every offered (type, AZ) pool of the catalogue is in one SPS query of the day.",
+        )
+    ],
 )
 def aws_workload(
     context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
@@ -135,8 +146,13 @@ def aws_workload(
     plan = plan_workload(catalogue.offerings)
     frame = workload_frame(plan)
     key = keys.workload_key(PROVIDER, context.partition_key)
-    write_frame(lake, keys.zones_key(PROVIDER, context.partition_key), zones_frame(catalogue.zones))
-    write_frame(lake, key, frame)
+    write_frame(
+        lake,
+        keys.zones_key(PROVIDER, context.partition_key),
+        zones_frame(catalogue.zones),
+        frame_type=frames.ZONES,
+    )
+    write_frame(lake, key, frame, frame_type=frames.WORKLOAD)
     offered = len({(o.instance_type, o.zone_id) for o in catalogue.offerings})
     covered = int(frame["AZWeight"].sum())
     return dg.MaterializeResult(
@@ -178,6 +194,11 @@ class SpsConfig(dg.Config):
 SPS_CHECKS = ("scores_in_range", "unique_keys", "covers_workload")
 # Checks that guard what is published: a failure stops merged, delta and the sinks in the same run.
 SPS_BLOCKING = frozenset({"scores_in_range", "unique_keys"})
+SPS_CHECK_DESCRIPTIONS = {
+    "scores_in_range": "Every SPS score is 1..10; blocking: the raw object is not written otherwise.",
+    "unique_keys": "One row per (InstanceType, Region, AZ); blocking: the raw object is not written else.",
+    "covers_workload": "Every pool of the day's workload got a score this window (WARN: gaps are named).",
+}
 
 
 @dg.asset(
@@ -192,7 +213,12 @@ SPS_BLOCKING = frozenset({"scores_in_range", "unique_keys"})
         "each credential group is checkpointed under a deterministic key and never queried twice; the raw "
         "file is written once every group is in."
     ),
-    check_specs=[dg.AssetCheckSpec(name, asset=SPS, blocking=name in SPS_BLOCKING) for name in SPS_CHECKS],
+    check_specs=[
+        dg.AssetCheckSpec(
+            name, asset=SPS, blocking=name in SPS_BLOCKING, description=SPS_CHECK_DESCRIPTIONS[name]
+        )
+        for name in SPS_CHECKS
+    ],
     output_required=False,
     pool="aws_sps",
 )
@@ -205,7 +231,7 @@ def aws_sps(
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
     pk = context.partition_key
-    if cannot_observe(aws_api, pk):
+    if cannot_observe(aws_api, pk, context):
         yield from skip_unobserved(context, SPS, SPS_CHECKS, UNOBSERVABLE)
         return
     day = day_key_of_window(pk)
@@ -243,7 +269,7 @@ def aws_sps(
         unique_keys_check(result.frame, KEY_COLUMNS),
     ]
     # The raw file is what the lake sensor and every merge read: it is written only when the guards pass.
-    written = write_if_guarded(context, lake, key, result.frame, guards)
+    written = write_if_guarded(context, lake, key, result.frame, guards, frames.SPS)
     coverage = plan_coverage(queries, result.frame, _zones_by_region(_day_zones(lake, day)))
     yield dg.MaterializeResult(
         metadata=run_metadata(
@@ -288,8 +314,14 @@ def _report_moved_aside(
     ),
     deps=[dg.AssetDep(WORKLOAD, partition_mapping=SAME_DAY)],
     check_specs=[
-        dg.AssetCheckSpec("unique_keys", asset=IF, blocking=True),
-        dg.AssetCheckSpec("covers_workload_regions", asset=IF),
+        dg.AssetCheckSpec(
+            "unique_keys", asset=IF, blocking=True, description="One row per (Region, InstanceType)."
+        ),
+        dg.AssetCheckSpec(
+            "covers_workload_regions",
+            asset=IF,
+            description="Every region of the day's workload is in the advisor document (else IF is -1).",
+        ),
     ],
     output_required=False,
 )
@@ -298,7 +330,7 @@ def aws_interruption_frequency(
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
     pk = context.partition_key
-    if cannot_observe(aws_api, pk):
+    if cannot_observe(aws_api, pk, context):
         yield from skip_unobserved(context, IF, ["unique_keys", "covers_workload_regions"], UNOBSERVABLE)
         return
     try:
@@ -319,7 +351,7 @@ def aws_interruption_frequency(
     except AwsApiError as exc:
         raise dg.RetryRequested(max_retries=2, seconds_to_wait=60 * 2**context.retry_number) from exc
     key = keys.interruption_frequency_key(PROVIDER, pk)
-    write_frame(lake, key, result.frame)
+    write_frame(lake, key, result.frame, frame_type=frames.INTERRUPTION_FREQUENCY)
     yield dg.MaterializeResult(
         metadata=run_metadata(
             watch,
@@ -371,17 +403,25 @@ def _regions_check(lake: LakeResource, day: str, frame: pd.DataFrame) -> dg.Asse
         "AZ ids. A region that still fails after retries is listed in metadata and fails the check. "
         "Idempotent: deterministic key, overwritten whole."
     ),
-    check_specs=[dg.AssetCheckSpec("all_regions_collected", asset=SPOT_PRICE)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "all_regions_collected",
+            asset=SPOT_PRICE,
+            description="Every region of the day's zones answered the spot price history call.",
+        )
+    ],
 )
 def aws_spot_price(
     context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
 ) -> dg.MaterializeResult:
     watch = Stopwatch()
+    note_replay(context, aws_api, context.partition_key)
     day = day_key_of_window(context.partition_key)
-    zones = zones_from_frame(read_frame(lake, keys.zones_key(PROVIDER, day), ZONE_COLUMNS))
+    with needs_daily_inputs(PROVIDER, day, "the workload's zones"):
+        zones = zones_from_frame(read_frame(lake, keys.zones_key(PROVIDER, day), frames.ZONES))
     result = collect_spot_prices(aws_api, zones, window_start(context.partition_key))
     key = keys.spot_price_key(PROVIDER, context.partition_key)
-    write_frame(lake, key, result.frame)
+    write_frame(lake, key, result.frame, frame_type=frames.SPOT_PRICE)
     regions = len({z.region for z in zones})
     return dg.MaterializeResult(
         metadata=run_metadata(
@@ -405,7 +445,13 @@ def aws_spot_price(
         "On-demand hourly prices (Linux, shared tenancy, no pre-installed software) from the Pricing API, "
         "daily. A failing region is listed and fails the check. Idempotent: deterministic key, overwritten."
     ),
-    check_specs=[dg.AssetCheckSpec("all_regions_collected", asset=ONDEMAND)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "all_regions_collected",
+            asset=ONDEMAND,
+            description="Every region answered the Pricing API; a failing one is listed in metadata.",
+        )
+    ],
 )
 def aws_ondemand_price(
     context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
@@ -414,7 +460,7 @@ def aws_ondemand_price(
     regions = aws_api.regions()
     result = collect_ondemand_prices(aws_api, regions)
     key = keys.ondemand_price_key(PROVIDER, context.partition_key)
-    write_frame(lake, key, result.frame)
+    write_frame(lake, key, result.frame, frame_type=frames.ONDEMAND_PRICE)
     return dg.MaterializeResult(
         metadata=run_metadata(
             watch,
@@ -448,18 +494,25 @@ def merge_window(window: MergeWindow) -> MergeOutcome:
     guard of what only AWS knows: every (type, AZ) pair the workload planned has a score."""
     pk, day, capacity = window.partition_key, window.day, window.capacity
     lake = window.lake
-    sps = read_frame(lake, keys.sps_key(PROVIDER, pk, capacity), SPS_COLUMNS)
-    zones = read_frame(lake, keys.zones_key(PROVIDER, day), ZONE_COLUMNS)
+    sps = read_frame(lake, keys.sps_key(PROVIDER, pk, capacity), frames.SPS)
+    with needs_daily_inputs(PROVIDER, day, "the workload's zones"):
+        zones = read_frame(lake, keys.zones_key(PROVIDER, day), frames.ZONES)
     result = merge_snapshot(
         sps=sps,
         interruption_frequency=window.optional(
-            keys.interruption_frequency_key(PROVIDER, pk), empty_frame(IF_COLUMNS, NUMERIC_INPUT_COLUMNS)
+            keys.interruption_frequency_key(PROVIDER, pk),
+            empty_frame(IF_COLUMNS, NUMERIC_INPUT_COLUMNS),
+            frames.INTERRUPTION_FREQUENCY,
         ),
         spot_price=window.optional(
-            keys.spot_price_key(PROVIDER, pk), empty_frame(SPOT_PRICE_COLUMNS, NUMERIC_INPUT_COLUMNS)
+            keys.spot_price_key(PROVIDER, pk),
+            empty_frame(SPOT_PRICE_COLUMNS, NUMERIC_INPUT_COLUMNS),
+            frames.SPOT_PRICE,
         ),
         ondemand=window.optional(
-            keys.ondemand_price_key(PROVIDER, day), empty_frame(ONDEMAND_COLUMNS, NUMERIC_INPUT_COLUMNS)
+            keys.ondemand_price_key(PROVIDER, day),
+            empty_frame(ONDEMAND_COLUMNS, NUMERIC_INPUT_COLUMNS),
+            frames.ONDEMAND_PRICE,
         ),
         zone_regions=dict(zip(zones["ZoneId"], zones["Region"], strict=True)),
         time=window.time,
@@ -505,6 +558,11 @@ MERGE = MergeStep(
     score_column="SPS",
     score_range=(1, 10),
     capacity_name="target_capacity",
-    guards=[Guard("covers_workload")],
+    guards=[
+        Guard(
+            "covers_workload",
+            description="The merged snapshot holds a row for every pool of the day's workload.",
+        )
+    ],
     daily_inputs=("ondemand_price", "workload"),
 )

@@ -27,6 +27,8 @@ MERGED_COLUMNS = (
     "Region",
     "AZ",
     "SPS",
+    # The TargetCapacity the published SPS was measured at (domain/scores.py); not a feature.
+    "SPSCapacity",
     "T3",
     "T2",
     "IF",

@@ -13,6 +13,7 @@ from spotlake_assets.aws.assets import (
 )
 from spotlake_assets.aws.constants import FEATURE_COLUMNS, KEY_COLUMNS, PROVIDER
 from spotlake_assets.aws.environment import aws_resources
+from spotlake_assets.aws.frames import FRAMES
 from spotlake_assets.orchestration.provider import ProviderDefinitions, ProviderSpec, build_provider
 
 PROVIDER_SPEC = ProviderSpec(
@@ -24,6 +25,7 @@ PROVIDER_SPEC = ProviderSpec(
     daily=(aws_workload, aws_ondemand_price),
     collectors=(aws_sps, aws_interruption_frequency, aws_spot_price),
     merge=MERGE,
+    frames=FRAMES,
     resources=aws_resources,
 )
 

@@ -22,6 +22,7 @@ from spotlake_assets.aws.constants import (
 from spotlake_assets.domain.delta import CodeArray, column_codes, require_columns, unique_key_index
 from spotlake_assets.domain.ladder import ladder_step, previous_scores
 from spotlake_assets.domain.merge import MergeResult
+from spotlake_assets.domain.scores import held_capacity, published_capacity
 
 MISSING = -1
 PRICE_DECIMALS = 5
@@ -278,12 +279,15 @@ def merge_snapshot(
     ``SPS`` is the single-node score: taken from ``sps`` in capacity-1 windows and carried from
     ``previous`` in the others, so a pool's published score does not swing with the capacity cycle. A pool
     with no single-node score yet (new, or first window) shows this window's score until capacity 1 comes
-    round; a pool without an SPS row this window shows -1. T2 counts "Medium or better" (SPS ≥ 2) on the
+    round; a pool without an SPS row this window shows -1. ``SPSCapacity`` says which TargetCapacity the
+    published SPS was measured at (:mod:`spotlake_assets.domain.scores`): 1 for the single-node score, the
+    carried score's own capacity (a ``previous`` without the column reads as 1), this window's capacity for
+    a pool without a single-node score yet, -1 where SPS is -1. T2 counts "Medium or better" (SPS ≥ 2) on the
     ladder — with SpotLake's raw ``SPS == 2`` a pool scoring 3 at small capacities would lose its T2 at every
     small capacity and flip back, making every cycle look like a change.
 
-    Dtypes: InstanceType, Region, AZ ``category`` of str (sorted categories); SPS, T3, T2, Savings int64;
-    IF, OndemandPrice, SpotPrice float64; Time ``datetime64[ns, UTC]``. Rows are sorted by
+    Dtypes: InstanceType, Region, AZ ``category`` of str (sorted categories); SPS, SPSCapacity, T3, T2,
+    Savings int64; IF, OndemandPrice, SpotPrice float64; Time ``datetime64[ns, UTC]``. Rows are sorted by
     (InstanceType, Region, AZ), which is unique.
 
     Raises ``ValueError`` for missing input columns, null keys, a ``TargetCapacity`` other than
@@ -324,16 +328,26 @@ def merge_snapshot(
     observed = pools.sps >= 0
     if capacity == 1:
         published_sps = pools.sps
+        carried_rows = np.zeros(len(observed), dtype=bool)
     else:
         held = previous["SPS"].to_numpy(dtype=np.float64, na_value=MISSING).astype(np.int64)
         carried = np.where(positions >= 0, held.take(positions) if len(held) else MISSING, MISSING)
-        published_sps = np.where(observed & (carried >= 0), carried, pools.sps)
+        carried_rows = observed & (carried >= 0)
+        published_sps = np.where(carried_rows, carried, pools.sps)
+    sps_capacity = published_capacity(
+        capacity,
+        observed,
+        carried_rows,
+        held_capacity(previous, "SPS") if carried_rows.any() else np.empty(0, dtype=np.int64),
+        positions,
+    )
     frame = pd.DataFrame(
         {
             "InstanceType": _categorical(pools.it, codes.types),
             "Region": _categorical(pools.region, codes.regions),
             "AZ": _categorical(pools.az, codes.azs),
             "SPS": published_sps,
+            "SPSCapacity": sps_capacity,
             "T3": ladder_step(previous_scores(previous, "T3", positions), capacity, pools.sps >= 3, observed),
             "T2": ladder_step(previous_scores(previous, "T2", positions), capacity, pools.sps >= 2, observed),
             "IF": interruption,

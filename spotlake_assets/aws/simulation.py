@@ -10,9 +10,20 @@ How the world behaves, and why:
 
 * Spot placement scores: each (instance type, AZ id) pool has a long-run availability built from its
   family (popular general/compute/memory families high, accelerated and exotic ones low), generation and
-  size, plus per-zone and per-pool offsets. A noise term is piecewise constant over epochs of
-  ``SPS_EPOCH_WINDOWS`` windows with a per-pool phase, so only a few percent of pools change score from
-  one 10-minute window to the next, as on AWS. Larger target capacities score lower (monotonically).
+  size, plus per-zone and per-pool offsets. A noise term is piecewise constant over epochs with a per-pool
+  phase, so only a few percent of pools change score from one 10-minute window to the next, as on AWS.
+  Larger target capacities score lower (monotonically: the noise does not depend on the capacity).
+* Volatility is heterogeneous, because it is on AWS: score changes concentrate in a minority of types
+  (accelerated instances, the newest generations, the popular mainstream sizes everyone asks for) while many
+  types (older generations, burstable, bare metal) keep the same scores for a day or more. Each type draws
+  a volatility from a skewed (log-normal, ``SPS_VOLATILITY_SIGMA``) distribution whose median is shifted
+  by its family (``_CATEGORY_VOLATILITY``, ``_GENERATION_VOLATILITY``); its pools redraw their noise every
+  ``SPS_EPOCH_WINDOWS / volatility`` windows (±``SPS_POOL_EPOCH_JITTER`` per pool), between
+  ``SPS_MIN_EPOCH_WINDOWS`` (30 minutes) and ``SPS_MAX_EPOCH_WINDOWS`` (3 days). ``_VOLATILITY_SCALE``
+  keeps the mean redraw rate per pool at one per ``SPS_EPOCH_WINDOWS``, so about 2% of pools still change
+  per window overall (317 before this model, about the same after, at scale 0.25, seed 7), while the top
+  decile of types changes several times as often per pool as the median type. A market where every type
+  moved equally often would make adaptive selection of what to follow (``aws_single``) pointless.
 * Prices: the on-demand list price follows vCPUs, memory, family, generation, processor maker,
   accelerators and a regional multiplier (calibrated against a handful of published us-east-1 prices);
   it does not depend on the seed, like a public price list. Spot = on-demand * (1 - discount) with the
@@ -57,10 +68,17 @@ from spotlake_assets.domain.windows import WINDOW
 WINDOW_SECONDS = int(WINDOW.total_seconds())
 WINDOWS_PER_DAY = int(timedelta(days=1) / WINDOW)
 
-# ~30 windows (5 h) per SPS epoch: a pool's score noise is redrawn about once every 5 hours, so roughly
-# 1/30 of pools (minus those whose redraw rounds to the same score) change between consecutive windows.
+# ~30 windows (5 h) per SPS epoch on average over pools: a pool's score noise is redrawn about once every 5
+# hours, so roughly 1/30 of pools (minus those whose redraw rounds to the same score) change between
+# consecutive windows. Per type the epoch is SPS_EPOCH_WINDOWS / volatility (see the module docstring).
 SPS_EPOCH_WINDOWS = 30
 SPS_NOISE = 1.25
+# Spread of the per-type log-volatility: sigma 1.1 puts the top decile of a family-neutral type ~4x above
+# the median, and the bottom decile at a redraw every day or two.
+SPS_VOLATILITY_SIGMA = 1.1
+SPS_POOL_EPOCH_JITTER = 0.25
+SPS_MIN_EPOCH_WINDOWS = 3
+SPS_MAX_EPOCH_WINDOWS = 3 * 144
 # Spot prices move a few times a day on AWS: one redraw of the discount drift per pool every 6 hours.
 PRICE_EPOCH_WINDOWS = 36
 PRICE_DRIFT = 0.035
@@ -217,6 +235,28 @@ _GENERATION_AVAILABILITY: dict[int, float] = {
 }
 _LATEST_GENERATION_AVAILABILITY = -1.0
 
+# Log-volatility shifts (see the module docstring): accelerated capacity is scarce and fought over, the
+# newest generations are still filling up and being adopted, old generations and burstable pools are calm.
+_CATEGORY_VOLATILITY: dict[str, float] = {
+    "general": 0.2,
+    "compute": 0.2,
+    "memory": 0.1,
+    "burstable": -0.5,
+    "storage": -0.2,
+    "hpc": 0.0,
+    "accelerated": 1.4,
+    "high-memory": -0.4,
+    "mac": -0.6,
+}
+_GENERATION_VOLATILITY: dict[int, float] = {1: -0.9, 2: -0.9, 3: -0.9, 4: -0.6, 5: -0.1, 6: 0.1, 7: 0.4}
+_LATEST_GENERATION_VOLATILITY = 0.7
+# Small sizes of mainstream families are what most Spot users ask for: their pools churn more.
+_POPULAR_SIZE_VOLATILITY = 0.3
+_BARE_METAL_VOLATILITY = -0.4
+# Calibrated so that the mean redraw rate over the pools of the catalogue (scale 0.25 and 1.0, several
+# seeds) stays one per SPS_EPOCH_WINDOWS: the overall share of changing pools is what it was before.
+_VOLATILITY_SCALE = 0.32
+
 _FAMILY_PATTERN = re.compile(r"^(?P<series>[a-z]+)(?P<generation>\d*)(?P<options>[a-z]*)(?:-(?P<extra>.+))?$")
 
 
@@ -273,6 +313,7 @@ def _clamp(value: float, low: float, high: float) -> float:
 @dataclass(frozen=True, slots=True)
 class _TypeModel:
     availability: float  # the type's share of a pool's long-run latent score
+    sps_epoch: float  # windows between redraws of its pools' score noise (before the per-pool jitter)
     capacity_sensitivity: float  # how much bigger instances suffer from large target capacities
     ondemand_base: float  # us-east-1 on-demand $/hour
     ondemand_key: int  # seed-independent key for the per-region list-price jitter
@@ -285,6 +326,7 @@ class _Pool:
     spot: bool
     latent: float  # long-run score at capacity 1, before the epoch noise
     sensitivity: float  # score lost per unit of ln(capacity)
+    sps_epoch: int  # windows between redraws of the score noise (the type's volatility, jittered)
     sps_phase: int
     discount: float  # long-run spot discount
     price_phase: int
@@ -325,6 +367,27 @@ def _ondemand_base(
     return host * factor + accelerators
 
 
+def _volatility(seed: int, spec: InstanceTypeSpec, category: str, generation: int | None) -> float:
+    """The type's relative rate of SPS noise redraws (mean about 1 over pools; see the module docstring)."""
+    if generation is None:
+        generation_term = 0.0
+    else:
+        generation_term = _GENERATION_VOLATILITY.get(generation, _LATEST_GENERATION_VOLATILITY)
+    popular = category in {"general", "compute", "memory"} and spec.vcpus <= 16 and not spec.bare_metal
+    shift = (
+        _CATEGORY_VOLATILITY[category]
+        + generation_term
+        + (_POPULAR_SIZE_VOLATILITY if popular else 0.0)
+        + (_BARE_METAL_VOLATILITY if spec.bare_metal else 0.0)
+    )
+    u = min(max(_unit_of(seed, "volatility", spec.name), 1e-9), 1.0 - 1e-9)
+    return _VOLATILITY_SCALE * math.exp(shift + SPS_VOLATILITY_SIGMA * _NORMAL.inv_cdf(u))
+
+
+def _sps_epoch(seed: int, spec: InstanceTypeSpec, category: str, generation: int | None) -> float:
+    return SPS_EPOCH_WINDOWS / _volatility(seed, spec, category, generation)
+
+
 def _type_model(seed: int, spec: InstanceTypeSpec) -> _TypeModel:
     series, generation, options, extra = _parse_family(spec.family)
     category = _SERIES_CATEGORY.get(series, "general")
@@ -346,6 +409,7 @@ def _type_model(seed: int, spec: InstanceTypeSpec) -> _TypeModel:
     jitter = 1.0 + (_unit(ondemand_key) - 0.5) * 0.03
     return _TypeModel(
         availability=availability,
+        sps_epoch=_sps_epoch(seed, spec, category, generation),
         capacity_sensitivity=0.8 + 0.12 * math.log2(max(spec.vcpus, 1)),
         ondemand_base=_ondemand_base(spec, series, generation, options, extra) * jitter,
         ondemand_key=ondemand_key,
@@ -414,6 +478,10 @@ class SimulatedWorld:
         # Cold start builds ~64k pools per process: draw four 16-bit uniforms from each 64-bit mix.
         offset, sensitivity, sps_phase, price_phase = _quad(key ^ 1)
         discount_jitter = _unit(key ^ 2)
+        epoch_jitter = 1.0 + (_unit(key ^ 3) - 0.5) * 2.0 * SPS_POOL_EPOCH_JITTER
+        sps_epoch = int(
+            _clamp(round(model.sps_epoch * epoch_jitter), SPS_MIN_EPOCH_WINDOWS, SPS_MAX_EPOCH_WINDOWS)
+        )
         latent = _BASE_LATENT + model.availability + self._zone_term(zone) + (offset - 0.5) * 3.0
         # Deep pools are cheap: the long-run discount rises with availability.
         discount = 0.68 + 0.035 * (latent - _BASE_LATENT) + (discount_jitter - 0.5) * 0.16
@@ -422,7 +490,8 @@ class SimulatedWorld:
             spot=self.catalogue.instance_types[instance_type].spot_supported,
             latent=latent,
             sensitivity=(0.55 + 0.5 * sensitivity) * model.capacity_sensitivity,
-            sps_phase=int(sps_phase * SPS_EPOCH_WINDOWS),
+            sps_epoch=sps_epoch,
+            sps_phase=int(sps_phase * sps_epoch),
             discount=_clamp(discount, MIN_DISCOUNT + 0.02, MAX_DISCOUNT - 0.02),
             price_phase=int(price_phase * PRICE_EPOCH_WINDOWS),
         )
@@ -445,7 +514,7 @@ class SimulatedWorld:
     def sps_score(pool: _Pool, capacity: int, window: int) -> int:
         if not pool.spot:
             return 1  # no Spot capacity at all for types AWS does not sell as Spot
-        epoch = (window + pool.sps_phase) // SPS_EPOCH_WINDOWS
+        epoch = (window + pool.sps_phase) // pool.sps_epoch
         noise = (_unit(_epoch_key(pool.key, epoch)) - 0.5) * 2.0 * SPS_NOISE
         value = pool.latent + noise - pool.sensitivity * math.log(capacity)
         return min(10, max(1, math.floor(value + 0.5)))

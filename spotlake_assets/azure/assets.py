@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from spotlake_assets.azure import frames
 from spotlake_assets.azure.budget import EndpointBudget, InvalidRegistry, plan_exclusions
 from spotlake_assets.azure.collectors.interruption_frequency import collect_interruption_frequency
 from spotlake_assets.azure.collectors.prices import collect_prices, empty_price_frame
@@ -21,9 +22,6 @@ from spotlake_assets.azure.constants import (
     MIN_IF_COVERAGE,
     MIN_PRICE_COVERAGE,
     PROVIDER,
-    SPS_COLUMNS,
-    UNIVERSE_COLUMNS,
-    WORKLOAD_COLUMNS,
 )
 from spotlake_assets.azure.credentials import AzureCredentials
 from spotlake_assets.azure.merge import merge_snapshot
@@ -47,7 +45,11 @@ from spotlake_assets.azure.workload import (
 )
 from spotlake_assets.domain.windows import capacity_for_window, day_key_of_window, day_start, window_start
 from spotlake_assets.orchestration.metrics import Stopwatch
-from spotlake_assets.orchestration.partitions import collection_partitions, workload_partitions
+from spotlake_assets.orchestration.partitions import (
+    collection_partitions,
+    needs_daily_inputs,
+    workload_partitions,
+)
 from spotlake_assets.orchestration.provider import (
     SAME_DAY,
     UNOBSERVABLE,
@@ -103,7 +105,14 @@ def _json(items: list[str]) -> dg.MetadataValue:
         "by the same rule, named in metadata). Idempotent: deterministic keys, overwritten whole. The "
         "coverage check is blocking: a plan missing pairs would silently never score them."
     ),
-    check_specs=[dg.AssetCheckSpec("requests_cover_universe", asset=WORKLOAD, blocking=True)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "requests_cover_universe",
+            asset=WORKLOAD,
+            blocking=True,
+            description="Every (tier, size, region) of the day's universe is in one planned request.",
+        )
+    ],
 )
 def azure_workload(
     context: dg.AssetExecutionContext,
@@ -124,14 +133,14 @@ def azure_workload(
     plan = plan_requests(pairs)
     locations = azure_api.sps_locations(login)
     frame = workload_frame(plan)
-    write_frame(lake, keys.workload_universe_key(PROVIDER, day), universe)
+    write_frame(lake, keys.workload_universe_key(PROVIDER, day), universe, frame_type=frames.UNIVERSE)
     write_frame(
         lake,
         keys.sps_locations_key(PROVIDER, day),
         pd.DataFrame({"Location": locations}, columns=list(ENDPOINT_COLUMNS)),
     )
     key = keys.workload_key(PROVIDER, day)
-    write_frame(lake, key, frame)
+    write_frame(lake, key, frame, frame_type=frames.WORKLOAD)
     missing = uncovered_pairs(plan, pairs)
     return dg.MaterializeResult(
         metadata=run_metadata(
@@ -179,8 +188,12 @@ class SpsConfig(dg.Config):
 SPS_CHECKS = ("scores_in_range", "unique_keys", "covers_workload")
 # Guards of published data stop the run; coverage may be partial but then names every gap explicitly.
 SPS_CHECK_SPECS = [
-    dg.AssetCheckSpec("scores_in_range", asset=SPS, blocking=True),
-    dg.AssetCheckSpec("unique_keys", asset=SPS, blocking=True),
+    dg.AssetCheckSpec(
+        "scores_in_range", asset=SPS, blocking=True, description="Every score is 1..3 (High/Medium/Low)."
+    ),
+    dg.AssetCheckSpec(
+        "unique_keys", asset=SPS, blocking=True, description="One row per (tier, size, region, zone)."
+    ),
     dg.AssetCheckSpec(
         "covers_workload",
         asset=SPS,
@@ -243,13 +256,15 @@ def azure_sps(
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
     pk = context.partition_key
-    if cannot_observe(azure_api, pk):
+    if cannot_observe(azure_api, pk, context):
         yield from skip_unobserved(context, SPS, SPS_CHECKS, UNOBSERVABLE)
         return
     day = day_key_of_window(pk)
-    requests = requests_from_frame(read_frame(lake, keys.workload_key(PROVIDER, day), WORKLOAD_COLUMNS))
-    universe = read_frame(lake, keys.workload_universe_key(PROVIDER, day), UNIVERSE_COLUMNS)
-    locations = read_frame(lake, keys.sps_locations_key(PROVIDER, day), ENDPOINT_COLUMNS)["Location"].tolist()
+    with needs_daily_inputs(PROVIDER, day):
+        requests = requests_from_frame(read_frame(lake, keys.workload_key(PROVIDER, day), frames.WORKLOAD))
+        universe = read_frame(lake, keys.workload_universe_key(PROVIDER, day), frames.UNIVERSE)
+        endpoints_frame = read_frame(lake, keys.sps_locations_key(PROVIDER, day), ENDPOINT_COLUMNS)
+    locations = endpoints_frame["Location"].tolist()
     login = azure_credentials.load()
     endpoints = [Endpoint(s, loc) for s in login.subscriptions for loc in locations]
     budget = EndpointBudget(lake)
@@ -281,7 +296,7 @@ def azure_sps(
         range_check(result.frame, "Score", 1, 3, "scores_in_range"),
         unique_keys_check(result.frame, KEY_COLUMNS),
     ]
-    written = write_if_guarded(context, lake, key, result.frame, guards)
+    written = write_if_guarded(context, lake, key, result.frame, guards, frames.SPS)
     for moved in result.moved_aside:
         context.log.warning("moved aside: %s", moved)
     if result.dropped:
@@ -355,7 +370,11 @@ def azure_sps(
         "counted by reason in `dropped`; an unknown bucket or a 4xx fails at once. Idempotent: "
         "deterministic key, overwritten whole. unique_keys is blocking."
     ),
-    check_specs=[dg.AssetCheckSpec("unique_keys", asset=IF, blocking=True)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "unique_keys", asset=IF, blocking=True, description="One eviction rate per (size, region)."
+        )
+    ],
     output_required=False,
 )
 def azure_interruption_frequency(
@@ -366,7 +385,7 @@ def azure_interruption_frequency(
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
     pk = context.partition_key
-    if cannot_observe(azure_api, pk):
+    if cannot_observe(azure_api, pk, context):
         yield from skip_unobserved(context, IF, ["unique_keys"], UNOBSERVABLE)
         return
     try:
@@ -384,7 +403,7 @@ def azure_interruption_frequency(
         raise dg.RetryRequested(max_retries=2, seconds_to_wait=60) from exc
     key = keys.interruption_frequency_key(PROVIDER, pk)
     guards = [unique_keys_check(result.frame, ("InstanceTier", "InstanceType", "Region"))]
-    written = write_if_guarded(context, lake, key, result.frame, guards)
+    written = write_if_guarded(context, lake, key, result.frame, guards, frames.INTERRUPTION_FREQUENCY)
     yield dg.MaterializeResult(
         metadata=run_metadata(
             watch,
@@ -411,7 +430,13 @@ def azure_interruption_frequency(
         "sovereign regions excluded. A page that keeps failing fails the asset with its URL. Idempotent: "
         "deterministic key, overwritten whole."
     ),
-    check_specs=[dg.AssetCheckSpec("all_regions_priced", asset=PRICE)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "all_regions_priced",
+            asset=PRICE,
+            description="Every region of the workload has spot prices from the Retail Prices API.",
+        )
+    ],
     output_required=False,
 )
 def azure_price(
@@ -419,11 +444,12 @@ def azure_price(
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     watch = Stopwatch()
     pk = context.partition_key
-    if cannot_observe(azure_api, pk):
+    if cannot_observe(azure_api, pk, context):
         yield from skip_unobserved(context, PRICE, ["all_regions_priced"], UNOBSERVABLE)
         return
     universe_key = keys.workload_universe_key(PROVIDER, day_key_of_window(pk))
-    regions = sorted(set(read_frame(lake, universe_key, UNIVERSE_COLUMNS)["Region"]))
+    with needs_daily_inputs(PROVIDER, day_key_of_window(pk)):
+        regions = sorted(set(read_frame(lake, universe_key, frames.UNIVERSE)["Region"]))
     try:
         result = collect_prices(azure_api, window_start(pk), regions)
     except PricePageFailed as exc:
@@ -435,7 +461,7 @@ def azure_price(
     except MalformedResponse as exc:
         raise permanent_failure(exc, f"azure/price {pk}") from exc
     key = keys.spot_price_key(PROVIDER, pk)
-    write_frame(lake, key, result.frame)
+    write_frame(lake, key, result.frame, frame_type=frames.PRICE)
     missing = sorted(set(regions) - set(result.frame["Region"]))
     yield dg.MaterializeResult(
         metadata=run_metadata(
@@ -469,10 +495,12 @@ def merge_window(window: MergeWindow) -> MergeOutcome:
     """Read the window's inputs (price and IF may be overdue gaps) and merge them; the guard of what only
     Azure has: the joins did not collapse."""
     pk, count = window.partition_key, window.capacity
-    sps = read_frame(window.lake, keys.sps_key(PROVIDER, pk, count), SPS_COLUMNS)
-    price = window.optional(keys.spot_price_key(PROVIDER, pk), empty_price_frame())
+    sps = read_frame(window.lake, keys.sps_key(PROVIDER, pk, count), frames.SPS)
+    price = window.optional(keys.spot_price_key(PROVIDER, pk), empty_price_frame(), frames.PRICE)
     rates = window.optional(
-        keys.interruption_frequency_key(PROVIDER, pk), empty_frame(IF_COLUMNS, frozenset({"IF"}))
+        keys.interruption_frequency_key(PROVIDER, pk),
+        empty_frame(IF_COLUMNS, frozenset({"IF"})),
+        frames.INTERRUPTION_FREQUENCY,
     )
     result = merge_snapshot(sps, price, rates, window.previous, window.time, count)
     detail, coverage = result.detail, result.detail.coverage

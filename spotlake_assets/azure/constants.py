@@ -92,6 +92,8 @@ MERGED_COLUMNS = (
     "AvailabilityZone",
     "DesiredCount",
     "Score",
+    # The DesiredCount the published Score was measured at (domain/scores.py); not a feature.
+    "ScoreCount",
     "T3",
     "T2",
     "IF",

@@ -13,6 +13,7 @@ from spotlake_assets.azure.assets import (
 )
 from spotlake_assets.azure.constants import FEATURE_COLUMNS, KEY_COLUMNS, PROVIDER
 from spotlake_assets.azure.environment import azure_resources
+from spotlake_assets.azure.frames import FRAMES
 from spotlake_assets.orchestration.provider import ProviderDefinitions, ProviderSpec, build_provider
 
 PROVIDER_SPEC = ProviderSpec(
@@ -24,6 +25,7 @@ PROVIDER_SPEC = ProviderSpec(
     daily=(azure_workload,),
     collectors=(azure_sps, azure_interruption_frequency, azure_price),
     merge=MERGE,
+    frames=FRAMES,
     resources=azure_resources,
 )
 

@@ -20,7 +20,11 @@ found a price and how many priced or scored pairs found an eviction rate (a coll
 Values: price and IF are joined on (tier, size, region); missing numbers are -1 — an SPS row without a price
 is kept (SpotLake dropped it). Prices keep the precision the API returned (no rounding). ``Score`` is the
 single-node score: refreshed in desired-count-1 windows and carried in the others (a row without one yet
-shows the window's score); -1 where this window has no score.
+shows the window's score); -1 where this window has no score. ``ScoreCount`` is the DesiredCount the
+published Score was measured at (:mod:`spotlake_assets.domain.scores`): 1 for the single-node score, a
+carried score's own count (a previous snapshot without the column reads as 1), the window's count for a row
+without a single-node score yet, -1 without a score — so ``DesiredCount 25`` beside ``Score 3`` is no longer
+read as the score at 25.
 T3/T2 follow the ladder of :mod:`spotlake_assets.domain.ladder` (``ladder_step``) on the full key — never on
 ``DesiredCount`` — with success High (T3) and Medium or better (T2). ``DesiredCount`` is the window's count
 on scored rows and -1 elsewhere; ``Savings`` is ``int(100 - 100*Spot/OnDemand)`` or -1.
@@ -48,6 +52,7 @@ from spotlake_assets.azure.constants import (
 from spotlake_assets.domain.delta import CodeArray, KeyIndex, column_codes, require_columns, unique_key_index
 from spotlake_assets.domain.ladder import ladder_step, previous_scores
 from spotlake_assets.domain.merge import MergeResult
+from spotlake_assets.domain.scores import held_capacity, published_capacity
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -198,13 +203,23 @@ def merge_snapshot(
     rate = _filled(_gather(_numbers(interruption_frequency["IF"]), rate_at))
     del price_at, rate_at
     observed = raw >= 1
+    carried_scores = np.zeros(len(raw), dtype=bool)
     if desired_count == 1 or not len(prev):
         published = raw
     else:
         held = _filled(_numbers(prev["Score"])).astype(np.int64)
         carried_score = np.where(positions >= 0, held.take(np.maximum(positions, 0)), MISSING)
-        published = np.where(observed & (carried_score >= 1), carried_score, raw)
+        carried_scores = observed & (carried_score >= 1)
+        published = np.where(carried_scores, carried_score, raw)
         del held, carried_score
+    score_count = published_capacity(
+        desired_count,
+        observed,
+        carried_scores,
+        held_capacity(prev, "Score") if carried_scores.any() else np.empty(0, dtype=np.int64),
+        positions,
+    )
+    del carried_scores
     # The ladder of core.ladder, on the positions already found (re-encoding the keys would cost a copy).
     prior = prev if len(prev) else None
     t3 = ladder_step(previous_scores(prior, "T3", positions), desired_count, raw == 3, observed)
@@ -216,6 +231,7 @@ def merge_snapshot(
             **columns,
             "DesiredCount": np.where(observed, desired_count, MISSING).astype(np.int64),
             "Score": published.astype(np.int64, copy=False),
+            "ScoreCount": score_count,
             "T3": t3,
             "T2": t2,
             "IF": rate,

@@ -9,6 +9,7 @@ the Batch jobs of runs Dagster failed. The instance `dagster.yaml` names this mo
 from spotlake_assets.batch_launcher.client import BatchClient, BatchJob, BatchJobStatus, LogTail, RetryPolicy
 from spotlake_assets.batch_launcher.launcher import (
     IMAGE_TAG,
+    JOB_CLASS_TAG,
     JOB_DEFINITION_TAG,
     JOB_ID_TAG,
     JOB_NAME_TAG,
@@ -18,10 +19,12 @@ from spotlake_assets.batch_launcher.launcher import (
     VCPU_TAG,
     BatchLaunchError,
     BatchRunLauncher,
+    JobClass,
 )
 
 __all__ = [
     "IMAGE_TAG",
+    "JOB_CLASS_TAG",
     "JOB_DEFINITION_TAG",
     "JOB_ID_TAG",
     "JOB_NAME_TAG",
@@ -34,6 +37,7 @@ __all__ = [
     "BatchJobStatus",
     "BatchLaunchError",
     "BatchRunLauncher",
+    "JobClass",
     "LogTail",
     "RetryPolicy",
 ]

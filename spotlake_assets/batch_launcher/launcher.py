@@ -11,6 +11,11 @@ find its run already started, exit 0 and leave the run hanging), run monitoring 
 failure. Run monitoring does not stop the Batch job of a run it failed for a start timeout: the
 `stop_orphaned_batch_jobs` sensor (`sensors.py`) does, through `stop_batch_job`.
 
+Job classes: a run goes to the default job queue and definition unless its run tag ``spotlake/job_class``
+(`JOB_CLASS_TAG`, set on a job's tags) or the launcher's ``job_class_by_job`` names another class of
+``job_classes``: its own queue, job definition (another compute environment: larger hosts with a scratch
+volume, `infra/batch_large.tf`) and default vCPU/memory. An unknown class fails the launch, never falls back.
+
 Resources per run (first match wins): run tags ``batch/vcpu`` / ``batch/memory`` (MiB); the largest value of
 those keys among the `op_tags` of the steps the run executes; the launcher's defaults. Jobs on EC2 capacity
 take whole vCPUs: a fractional request is rounded up, and the launch event says so.
@@ -37,6 +42,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Self
 
 import dagster as dg
@@ -76,6 +82,9 @@ LOG_STREAM_TAG: Final = "batch/log_stream"  # "<log group>/<stream>", once the c
 # Run (or op) tags the launcher reads.
 VCPU_TAG: Final = "batch/vcpu"
 MEMORY_TAG: Final = "batch/memory"
+# Which job class (queue + job definition) runs the run; absent: `job_class_by_job`, then the default class.
+JOB_CLASS_TAG: Final = "spotlake/job_class"
+DEFAULT_JOB_CLASS: Final = "default"
 
 # Batch hands the container overrides to ECS, whose limit is 8,192 characters of JSON (SubmitJob's own 30 KiB
 # is not the binding one: a job between the two is accepted, then fails before starting). Batch adds its own
@@ -103,6 +112,17 @@ DEFAULT_PROPAGATED_TAGS: Final = (
 
 class BatchLaunchError(DagsterInvariantViolationError):
     """A run cannot be turned into a valid SubmitJob request."""
+
+
+@dataclass(frozen=True)
+class JobClass:
+    """Where a class of runs goes: a job queue, a job definition and the resources a run gets by default."""
+
+    name: str
+    job_queue: str
+    job_definition: str
+    default_vcpu: float
+    default_memory_mib: int
 
 
 def _sanitize_tag(text: str, limit: int) -> str:
@@ -168,6 +188,8 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
         whole_vcpus: bool = True,
         batch_client: BatchClient | None = None,
         log_tail: LogTail | None = None,
+        job_classes: Mapping[str, Mapping[str, Any]] | None = None,
+        job_class_by_job: Mapping[str, str] | None = None,
     ) -> None:
         self._inst_data = inst_data
         self.job_queue = check.str_param(job_queue, "job_queue")
@@ -203,6 +225,34 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
         self.log_tail = log_tail or LogTail(region_name=region_name)
         # (job definition name, image) -> revision ARN; revisions are immutable, so a hit stays valid.
         self._revision_cache: dict[tuple[str, str], str] = {}
+        self.job_classes = {
+            DEFAULT_JOB_CLASS: JobClass(
+                DEFAULT_JOB_CLASS,
+                self.job_queue,
+                self.job_definition,
+                self.default_vcpu,
+                self.default_memory_mib,
+            )
+        }
+        for name, spec in (job_classes or {}).items():
+            if name == DEFAULT_JOB_CLASS:
+                raise DagsterInvariantViolationError(
+                    f"job_classes may not redefine {DEFAULT_JOB_CLASS!r}: it is job_queue/job_definition"
+                )
+            vcpu = _parse_vcpu(str(spec.get("default_vcpu", self.default_vcpu)), f"job_classes.{name}")
+            if whole_vcpus and not vcpu.is_integer():
+                raise DagsterInvariantViolationError(f"job_classes.{name}.default_vcpu: whole vCPUs on EC2")
+            self.job_classes[name] = JobClass(
+                name,
+                check.str_param(spec.get("job_queue"), f"job_classes.{name}.job_queue"),
+                check.str_param(spec.get("job_definition"), f"job_classes.{name}.job_definition"),
+                vcpu,
+                _parse_memory(str(spec.get("default_memory_mib", self.default_memory_mib)), name),
+            )
+        self.job_class_by_job = dict(job_class_by_job or {})
+        unknown = sorted(set(self.job_class_by_job.values()) - set(self.job_classes))
+        if unknown:
+            raise DagsterInvariantViolationError(f"job_class_by_job names unknown job classes {unknown}")
 
     # --- ConfigurableClass -------------------------------------------------------------------------------
 
@@ -271,6 +321,27 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
                 default_value=True,
                 description="Round vCPU requests up to whole vCPUs (EC2 capacity); false for Fargate.",
             ),
+            "job_classes": dg.Field(
+                # Dagster's shorthand for Map(str, Shape(...)): a class name -> its settings.
+                {
+                    str: {
+                        "job_queue": dg.Field(dg.StringSource),
+                        "job_definition": dg.Field(dg.StringSource),
+                        "default_vcpu": dg.Field(float, is_required=False),
+                        "default_memory_mib": dg.Field(int, is_required=False),
+                    }
+                },
+                is_required=False,
+                description=(
+                    "Other job classes by name: {job_queue, job_definition, default_vcpu, "
+                    f"default_memory_mib}}. A run picks one with the {JOB_CLASS_TAG} tag or job_class_by_job."
+                ),
+            ),
+            "job_class_by_job": dg.Field(
+                {str: str},
+                is_required=False,
+                description="Dagster job name -> job class, for jobs that carry no job-class tag.",
+            ),
         }
 
     @classmethod
@@ -281,8 +352,9 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
+        job_class = self.job_class_for_run(run)
         command = self.command_for_run(context)
-        vcpu, memory, vcpu_note = self._resources_with_note(run)
+        vcpu, memory, vcpu_note = self._resources_with_note(run, job_class)
         overrides = self._container_overrides(run, command, vcpu, memory)
         size = _overrides_size(overrides)
         if size > CONTAINER_OVERRIDES_LIMIT_CHARS:
@@ -298,11 +370,11 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
                 )
 
         image = self._image_of(context)
-        job_definition = self.job_definition_for_image(image)
+        job_definition = self.job_definition_for_image(image, job_class.job_definition)
         job_name = self.job_name_for_run(run)
         submitted = self.batch.submit_job(
             job_name=job_name,
-            job_queue=self.job_queue,
+            job_queue=job_class.job_queue,
             job_definition=job_definition,
             container_overrides=overrides,
             tags=self.batch_tags_for_run(run),
@@ -310,7 +382,7 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
         )
         run_tags = {
             JOB_ID_TAG: submitted.job_id,
-            JOB_QUEUE_TAG: self.job_queue,
+            JOB_QUEUE_TAG: job_class.job_queue,
             JOB_NAME_TAG: submitted.job_name,
             JOB_DEFINITION_TAG: job_definition,
             RUN_WORKER_ID_TAG: uuid.uuid4().hex[:6],
@@ -321,8 +393,9 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
         event: dict[str, str | int] = {
             "Batch job id": submitted.job_id,
             "Batch job name": submitted.job_name,
-            "Batch job queue": self.job_queue,
+            "Batch job queue": job_class.job_queue,
             "Batch job definition": job_definition,
+            "job class": job_class.name,
             "image": image or "(the job definition's)",
             "vCPU": _format_vcpu(vcpu),
             "memory MiB": memory,
@@ -341,7 +414,7 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
             "Run %s submitted as AWS Batch job %s on %s (%s)",
             run.run_id,
             submitted.job_id,
-            self.job_queue,
+            job_class.job_queue,
             job_definition,
         )
 
@@ -350,7 +423,19 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
         origin = context.job_code_origin
         return origin.repository_origin.container_image if origin is not None else None
 
-    def job_definition_for_image(self, image: str | None) -> str:
+    def job_class_for_run(self, run: DagsterRun) -> JobClass:
+        """The run's job class: its ``spotlake/job_class`` tag, else ``job_class_by_job``, else default."""
+        name = run.tags.get(JOB_CLASS_TAG) or self.job_class_by_job.get(run.job_name, DEFAULT_JOB_CLASS)
+        job_class = self.job_classes.get(name)
+        if job_class is None:
+            raise BatchLaunchError(
+                f"Run {run.run_id} asks for job class {name!r} ({JOB_CLASS_TAG}), which this launcher does "
+                f"not have (configured: {', '.join(sorted(self.job_classes))}). Add it to job_classes in the "
+                "instance's run_launcher config (infra/dagster.yaml)."
+            )
+        return job_class
+
+    def job_definition_for_image(self, image: str | None, job_definition: str | None = None) -> str:
         """The job definition to submit: the newest ACTIVE revision whose image is ``image``.
 
         Batch cannot override a job's image, so pinning the run to the code it was planned with means
@@ -358,7 +443,7 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
         location reports no image (local and test set-ups). No revision with the image is a deploy error
         (the job definition and the code server must come from the same Terraform apply), and the run fails
         with it rather than silently executing other code."""
-        configured = self.job_definition
+        configured = job_definition or self.job_definition
         if image is None or configured.startswith("arn:") or ":" in configured:
             return configured
         cached = self._revision_cache.get((configured, image))
@@ -402,17 +487,17 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
     def resources_for_run(self, run: DagsterRun) -> tuple[float, int]:
         """(vCPU, memory MiB) for the run's job: run tags, else the largest op tag among executed steps,
         else the defaults; vCPUs rounded up to whole ones when ``whole_vcpus``."""
-        vcpu, memory, _ = self._resources_with_note(run)
+        vcpu, memory, _ = self._resources_with_note(run, self.job_class_for_run(run))
         return vcpu, memory
 
-    def _resources_with_note(self, run: DagsterRun) -> tuple[float, int, str]:
+    def _resources_with_note(self, run: DagsterRun, job_class: JobClass) -> tuple[float, int, str]:
         step_tags = self._executed_step_tags(run)
         vcpu_tag = run.tags.get(VCPU_TAG)
         if vcpu_tag is not None:
             vcpu, source = _parse_vcpu(vcpu_tag, "run tag"), f"run tag {VCPU_TAG}={vcpu_tag}"
         else:
             op_vcpus = [_parse_vcpu(t[VCPU_TAG], "op tag") for t in step_tags if VCPU_TAG in t]
-            vcpu = max(op_vcpus, default=self.default_vcpu)
+            vcpu = max(op_vcpus, default=job_class.default_vcpu)
             source = f"op tag {VCPU_TAG}={_format_vcpu(vcpu)}"
         note = ""
         if self.whole_vcpus and not vcpu.is_integer():
@@ -426,7 +511,7 @@ class BatchRunLauncher(RunLauncher[dg.DagsterInstance], ConfigurableClass):
             memory = _parse_memory(memory_tag, "run tag")
         else:
             op_memories = [_parse_memory(t[MEMORY_TAG], "op tag") for t in step_tags if MEMORY_TAG in t]
-            memory = max(op_memories, default=self.default_memory_mib)
+            memory = max(op_memories, default=job_class.default_memory_mib)
         return vcpu, memory, note
 
     def _executed_step_tags(self, run: DagsterRun) -> list[Mapping[str, str]]:

@@ -1,18 +1,28 @@
-"""Run-failure alerts: a Slack incoming webhook when one is configured, the log otherwise."""
+"""Run-failure alerts to Slack through `dagster-slack`'s client (slack_sdk), the log otherwise.
 
-import json
+Two ways to reach Slack, both secrets given as `dg.EnvVar` so their values never land in config the UI
+shows: a bot token with its channel (`SPOTLAKE_SLACK_BOT_TOKEN`, `SPOTLAKE_SLACK_CHANNEL`: `chat.postMessage`
+with `dagster_slack.SlackResource`'s `WebClient`), or an incoming webhook (`SPOTLAKE_SLACK_WEBHOOK_URL`, the
+one the infrastructure's EventBridge alerts use too: slack_sdk's `WebhookClient`). The token wins when both
+are set. An alert that cannot be delivered is logged, never raised: the sensor reporting failures must not
+fail itself.
+"""
+
 import logging
-import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
+from dagster_slack import SlackResource
+from slack_sdk.errors import SlackClientError
+from slack_sdk.webhook import WebhookClient
 
 from spotlake_assets.settings import load_settings
 
 log = logging.getLogger(__name__)
 
 PARTITION_TAG = "dagster/partition"
+SLACK_API_URL = "https://slack.com/api/"
 
 
 def failure_message(
@@ -29,31 +39,44 @@ def failure_message(
     return {"text": "\n".join(lines)}
 
 
-class SlackWebhook(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """An incoming-webhook URL (a secret: give it as an EnvVar). Without one, alerts go to the log only."""
+class SlackAlerts(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where alerts go: a bot token and channel, or an incoming-webhook URL (secrets: give them as EnvVar).
+    Without either, alerts go to the log only."""
 
-    url: str | None = None
+    token: str | None = None
+    channel: str | None = None
+    webhook_url: str | None = None
     ui_url: str | None = None
+    # Slack's Web API; tests point it at a loopback server.
+    api_url: str = SLACK_API_URL
     timeout_s: float = 10.0
 
+    @property
+    def configured(self) -> bool:
+        return bool(self.token and self.channel) or bool(self.webhook_url)
+
     def post(self, payload: dict[str, Any]) -> bool:
-        if not self.url:
-            log.warning("no Slack webhook configured; alert: %s", payload["text"])
-            return False
-        request = urllib.request.Request(
-            self.url,
-            data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
+        """Whether Slack accepted the alert."""
+        text = payload["text"]
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                ok: bool = 200 <= response.status < 300
-        except OSError as exc:
-            # An alert that cannot be delivered must not fail the sensor that reports failures.
-            log.error("Slack webhook post failed (%s); alert: %s", type(exc).__name__, payload["text"])
+            if self.token and self.channel:
+                client = SlackResource(token=self.token).get_client()
+                client.base_url, client.timeout = self.api_url, int(self.timeout_s)
+                # Raises SlackApiError when Slack answers ok=false (bad token, unknown channel).
+                client.chat_postMessage(channel=self.channel, text=text)
+                return True
+            if self.webhook_url:
+                response = WebhookClient(self.webhook_url, timeout=int(self.timeout_s)).send(text=text)
+                if 200 <= response.status_code < 300:
+                    return True
+                log.error("Slack webhook answered HTTP %s; alert: %s", response.status_code, text)
+                return False
+        except (SlackClientError, OSError) as exc:
+            # The exception's text may hold the URL (a secret): only its type is logged.
+            log.error("Slack post failed (%s); alert: %s", type(exc).__name__, text)
             return False
-        return ok
+        log.warning("no Slack token or webhook configured; alert: %s", text)
+        return False
 
 
 def _root_message(error: Any) -> str:
@@ -63,38 +86,50 @@ def _root_message(error: Any) -> str:
     return str(error.message).strip()
 
 
-@dg.run_failure_sensor(
-    name="run_failure_alert",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Posts every failed run (run, assets, partition, error) to Slack, or logs it.",
-)
-def run_failure_alert(context: dg.RunFailureSensorContext, slack: SlackWebhook) -> None:
-    run = context.dagster_run
-    failures = [
-        e for e in context.get_step_failure_events() if e.step_failure_data and e.step_failure_data.error
-    ]
-    errors = [f"{e.step_key}: {_root_message(e.step_failure_data.error)}" for e in failures]
-    # An asset step's key is its asset key joined by "__"; the failed ones matter more than the selection.
-    assets = sorted(
-        {str(e.step_key).replace("__", "/") for e in failures}
-        if failures
-        else {k.to_user_string() for k in (run.asset_selection or ())}
+def build_run_failure_alert(running: bool) -> dg.SensorDefinition:
+    """The alert sensor; ``running``: on by default (test/prod). Locally it starts STOPPED: a laptop has
+    no one to page, and the UI shows failed runs anyway."""
+
+    @dg.run_failure_sensor(
+        name="run_failure_alert",
+        default_status=dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED,
+        description=(
+            "Posts every failed run (run link, failed assets, partition, root error) to Slack through "
+            "dagster-slack (bot token + channel, or the incoming webhook); logs it when neither is set."
+        ),
     )
-    message = failure_message(
-        run.run_id,
-        run.job_name,
-        assets,
-        run.tags.get(PARTITION_TAG),
-        "\n".join(errors) or (context.failure_event.message or ""),
-        slack.ui_url,
-    )
-    slack.post(message)
+    def run_failure_alert(context: dg.RunFailureSensorContext, slack: SlackAlerts) -> None:
+        run = context.dagster_run
+        failures = [
+            e for e in context.get_step_failure_events() if e.step_failure_data and e.step_failure_data.error
+        ]
+        errors = [f"{e.step_key}: {_root_message(e.step_failure_data.error)}" for e in failures]
+        # An asset step's key is its asset key joined by "__"; the failed ones matter more than the selection.
+        assets = sorted(
+            {str(e.step_key).replace("__", "/") for e in failures}
+            if failures
+            else {k.to_user_string() for k in (run.asset_selection or ())}
+        )
+        message = failure_message(
+            run.run_id,
+            run.job_name,
+            assets,
+            run.tags.get(PARTITION_TAG),
+            "\n".join(errors) or (context.failure_event.message or ""),
+            slack.ui_url,
+        )
+        slack.post(message)
+
+    return run_failure_alert
 
 
-def slack_resource(environ: Mapping[str, str]) -> SlackWebhook:
-    """The webhook as an EnvVar when set (its value never lands in config shown by the UI), else none. The
-    variables are parsed by the one resolver (`spotlake_assets.settings.load_settings`)."""
+def slack_resource(environ: Mapping[str, str]) -> SlackAlerts:
+    """The token or webhook as an EnvVar when set (its value never lands in config shown by the UI), else
+    none. The variables are parsed by the one resolver (`spotlake_assets.settings.load_settings`)."""
     settings = load_settings(environ)
+    secrets: dict[str, Any] = {}
+    if settings.slack_bot_token_set:
+        secrets |= {"token": dg.EnvVar("SPOTLAKE_SLACK_BOT_TOKEN"), "channel": settings.slack_channel}
     if settings.slack_webhook_set:
-        return SlackWebhook(url=dg.EnvVar("SPOTLAKE_SLACK_WEBHOOK_URL"), ui_url=settings.ui_url)
-    return SlackWebhook(ui_url=settings.ui_url)
+        secrets["webhook_url"] = dg.EnvVar("SPOTLAKE_SLACK_WEBHOOK_URL")
+    return SlackAlerts(ui_url=settings.ui_url, **secrets)

@@ -17,6 +17,7 @@ asset decorator. What they share is here: `cannot_observe`/`skip_unobserved`, `p
 
 # No `from __future__ import annotations`: Dagster inspects the runtime annotations of asset functions.
 import logging
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,12 +35,22 @@ from spotlake_assets.domain.windows import (
     observable_now,
     window_start,
 )
-from spotlake_assets.orchestration.automation import MERGE_CHAIN_TAG, build_provider_automation
+from spotlake_assets.orchestration.automation import (
+    MERGE_CHAIN_TAG,
+    build_provider_automation,
+    input_fingerprint,
+    mark_merge_chain_run,
+    record_merge_inputs,
+)
 from spotlake_assets.orchestration.freshness import build_delta_freshness
 from spotlake_assets.orchestration.metrics import Stopwatch
 from spotlake_assets.orchestration.partitions import collection_partitions, workload_partitions
 from spotlake_assets.orchestration.pipeline import ChangeSpec, build_change_assets, read_previous_merged
+from spotlake_assets.orchestration.plots import score_distribution
 from spotlake_assets.orchestration.reporting import (
+    MERGE_CHAIN_BACKFILL_POLICY,
+    WindowResult,
+    materialize_windows,
     range_check,
     run_metadata,
     skip_unobserved,
@@ -48,6 +59,7 @@ from spotlake_assets.orchestration.reporting import (
 )
 from spotlake_assets.sinks.records import TimestreamMapping
 from spotlake_assets.storage.errors import LakeKeyNotFound
+from spotlake_assets.storage.frame_types import FrameType, with_column_schemas
 from spotlake_assets.storage.frames import read_frame
 from spotlake_assets.storage.keys import merged_key
 from spotlake_assets.storage.lake import LakeResource
@@ -70,6 +82,7 @@ __all__ = [
     "cannot_observe",
     "collection_partitions",
     "empty_frame",
+    "note_replay",
     "permanent_failure",
     "range_check",
     "run_metadata",
@@ -78,6 +91,13 @@ __all__ = [
     "workload_partitions",
     "write_if_guarded",
 ]
+
+# The window job runs one window per run on purpose (its collectors take one window); the single-run
+# backfill policy is for ranges of the merge chain alone. Dagster warns at every load that the job mixes
+# policies and uses one window per run, which is what it should do.
+warnings.filterwarnings(
+    "ignore", message=r"Asset job \w+_window_job materializes assets with varying BackfillPolicies"
+)
 
 # A window-partitioned asset reading a daily one reads the day the window is in.
 SAME_DAY = dg.TimeWindowPartitionMapping()
@@ -104,10 +124,34 @@ class ProviderApi(Protocol):
         ...
 
 
-def cannot_observe(api: ProviderApi, partition_key: str) -> bool:
+def cannot_observe(
+    api: ProviderApi, partition_key: str, context: dg.AssetExecutionContext | None = None
+) -> bool:
     """A "now"-only API asked about a past window (a backfill): its collector skips it with
-    `reporting.skip_unobserved` rather than store today's answer under an old key."""
-    return not api.observes_past and not observable_now(partition_key, datetime.now(UTC))
+    `reporting.skip_unobserved` rather than store today's answer under an old key. With ``context``, a
+    past window that is collected anyway (a simulation replays its past) says so (`note_replay`)."""
+    if observable_now(partition_key, datetime.now(UTC)):
+        return False
+    if not api.observes_past:
+        return True
+    if context is not None:
+        note_replay(context, api, partition_key)
+    return False
+
+
+def note_replay(context: dg.AssetExecutionContext, api: ProviderApi, partition_key: str) -> None:
+    """A collector of a past window that still answers: in the run log and in the materialization's
+    ``replay`` metadata, whether that is the simulation replaying (deterministic from its seed, never an
+    observation) or a real API's history (AWS spot price history). A window still open says nothing."""
+    if observable_now(partition_key, datetime.now(UTC)):
+        return
+    if api.simulated:
+        replay = "simulated: a past window replayed from the simulation's seed, not observed"
+    else:
+        replay = "history: a past window answered from the real API's history"
+    context.log.warning("%s %s: %s", context.asset_key.to_user_string(), partition_key, replay)
+    output = context.assets_def.get_output_name_for_asset_key(context.asset_key)
+    context.add_output_metadata({"replay": replay}, output_name=output)
 
 
 def permanent_failure(exc: Exception, what: str | None = None) -> dg.Failure:
@@ -152,11 +196,11 @@ class MergeWindow:
     def time(self) -> datetime:
         return window_start(self.partition_key)
 
-    def optional(self, key: str, empty: pd.DataFrame) -> pd.DataFrame:
-        """``key`` read with ``empty``'s columns; when it is absent and gaps are allowed, ``empty`` (the
-        merge then writes -1 for what it would have given)."""
+    def optional(self, key: str, empty: pd.DataFrame, frame_type: FrameType | None = None) -> pd.DataFrame:
+        """``key`` read as ``frame_type`` (else with ``empty``'s columns); when it is absent and gaps are
+        allowed, ``empty`` (the merge then writes -1 for what it would have given)."""
         try:
-            return read_frame(self.lake, key, tuple(map(str, empty.columns)))
+            return read_frame(self.lake, key, frame_type or tuple(map(str, empty.columns)))
         except LakeKeyNotFound:
             if not self.allow_missing:
                 raise
@@ -221,11 +265,21 @@ class ProviderSpec:
     resources: ProviderResources
     # None: `sinks/records.default_mapping` (table <p>, measure <p>_values, keys as dimensions).
     timestream: TimestreamMapping | None = None
+    # The declared frame of each frame asset, by the asset's name under the provider ("sps", "merged",
+    # "delta", "history", ...; `<p>/frames.py`): reads and writes are checked against them, and each
+    # asset publishes its columns as `dagster/column_schema`.
+    frames: Mapping[str, FrameType] = field(default_factory=dict)
 
     @property
     def change(self) -> ChangeSpec:
         return ChangeSpec(
-            self.name, self.key_columns, self.feature_columns, self.api_resource_key, self.timestream
+            self.name,
+            self.key_columns,
+            self.feature_columns,
+            self.api_resource_key,
+            self.timestream,
+            merged_frame=self.frames.get("merged"),
+            delta_frame=self.frames.get("delta"),
         )
 
 
@@ -265,14 +319,31 @@ def build_merged_asset(spec: ProviderSpec) -> dg.AssetsDefinition:
     key = dg.AssetKey([provider, "merged"])
     daily = {a.key.path[-1]: a.key for a in spec.daily}
     guards = [
-        dg.AssetCheckSpec("unique_keys", asset=key, blocking=True),
-        dg.AssetCheckSpec("scores_in_range", asset=key, blocking=True),
+        dg.AssetCheckSpec(
+            "unique_keys",
+            asset=key,
+            blocking=True,
+            description=f"One row per pool ({', '.join(spec.key_columns)}); blocking: not written otherwise.",
+        ),
+        dg.AssetCheckSpec(
+            "scores_in_range",
+            asset=key,
+            blocking=True,
+            description=(
+                f"{step.score_column} within {step.score_range[0]}..{step.score_range[1]} or -1 (no score"
+                " this window); blocking: not written otherwise."
+            ),
+        ),
         *(
             dg.AssetCheckSpec(g.name, asset=key, blocking=True, description=g.description)
             for g in step.guards
         ),
         # Not blocking: an overdue input is merged as an explicit -1 gap by design.
-        dg.AssetCheckSpec("inputs_complete", asset=key),
+        dg.AssetCheckSpec(
+            "inputs_complete",
+            asset=key,
+            description="Every input of the window was in the lake (else merged with explicit -1 gaps).",
+        ),
     ]
     low, high = step.score_range
 
@@ -290,54 +361,78 @@ def build_merged_asset(spec: ProviderSpec) -> dg.AssetsDefinition:
         description=step.description,
         check_specs=guards,
         pool=f"{provider}_merge",
+        # A backfill of N windows is one run that merges them oldest first (`reporting.materialize_windows`).
+        backfill_policy=MERGE_CHAIN_BACKFILL_POLICY,
         required_resource_keys={"lake", spec.api_resource_key},
     )
     def merged(context: dg.AssetExecutionContext, config: MergeConfig) -> dg.MaterializeResult:
-        watch = Stopwatch()
         lake: LakeResource = context.resources.lake
-        pk = context.partition_key
-        capacity = capacity_for_window(pk)
-        previous = read_previous_merged(lake, provider, pk)
-        window = MergeWindow(lake, pk, capacity, previous, config.allow_missing_inputs, context.log)
-        outcome = step.run(window)
-        result, missing = outcome.result, window.missing
-        if missing:
-            context.log.warning("%s merged with explicit -1 gaps; missing inputs: %s", pk, ", ".join(missing))
-        if result.dropped or result.unjoined:
-            context.log.info(
-                "%s: rows dropped by reason %s; rows joined to no pool %s",
-                pk,
-                result.dropped,
-                result.unjoined,
+        mark_merge_chain_run(context, provider)
+
+        def one_window(pk: str) -> WindowResult:
+            watch = Stopwatch()
+            # Before anything is read: an input replaced during the merge is then a change for the sensor.
+            fingerprint = input_fingerprint(lake, provider, pk, step.inputs)
+            capacity = capacity_for_window(pk)
+            # In a range, the window before was written by the previous iteration of this loop.
+            previous = read_previous_merged(lake, provider, pk, spec.change.merged_required)
+            window = MergeWindow(lake, pk, capacity, previous, config.allow_missing_inputs, context.log)
+            outcome = step.run(window)
+            result, missing = outcome.result, window.missing
+            if missing:
+                context.log.warning(
+                    "%s merged with explicit -1 gaps; missing inputs: %s", pk, ", ".join(missing)
+                )
+            if result.dropped or result.unjoined:
+                context.log.info(
+                    "%s: rows dropped by reason %s; rows joined to no pool %s",
+                    pk,
+                    result.dropped,
+                    result.unjoined,
+                )
+            checks = [
+                unique_keys_check(result.frame, spec.key_columns),
+                range_check(result.frame, step.score_column, low, high, "scores_in_range", allowed=(-1,)),
+                *outcome.guards,
+            ]
+            written = write_if_guarded(
+                context, lake, merged_key(provider, pk), result.frame, checks, spec.frames.get("merged")
             )
-        checks = [
-            unique_keys_check(result.frame, spec.key_columns),
-            range_check(result.frame, step.score_column, low, high, "scores_in_range", allowed=(-1,)),
-            *outcome.guards,
-        ]
-        written = write_if_guarded(context, lake, merged_key(provider, pk), result.frame, checks)
-        return dg.MaterializeResult(
-            metadata=run_metadata(
-                watch,
-                rows=len(result.frame),
-                api_calls=0,
-                simulated=_simulated(context, spec),
-                location=lake.location(merged_key(provider, pk)),
-                written=written,
-                first_window=previous is None,
-                missing_inputs=dg.MetadataValue.json(missing),
-                dropped_rows=dg.MetadataValue.json(dict(result.dropped)),
-                unjoined_rows=dg.MetadataValue.json(dict(result.unjoined)),
-                **{step.capacity_name: capacity},
-                **outcome.metadata,
-            ),
-            check_results=[
-                *checks,
-                dg.AssetCheckResult(
-                    check_name="inputs_complete", passed=not missing, metadata={"missing": ", ".join(missing)}
-                ),
-            ],
-        )
+            if written:
+                record_merge_inputs(lake, provider, pk, fingerprint)
+            return WindowResult(
+                metadata=run_metadata(
+                    watch,
+                    rows=len(result.frame),
+                    api_calls=0,
+                    simulated=_simulated(context, spec),
+                    location=lake.location(merged_key(provider, pk)),
+                    written=written,
+                    first_window=previous is None,
+                    missing_inputs=dg.MetadataValue.json(missing),
+                    dropped_rows=dg.MetadataValue.json(dict(result.dropped)),
+                    unjoined_rows=dg.MetadataValue.json(dict(result.unjoined)),
+                    **{step.capacity_name: capacity},
+                    **outcome.metadata,
+                )
+                # Drawn after the figures are taken: plotting is not counted in duration or peak RSS.
+                | {
+                    "plot_score_distribution": score_distribution(
+                        result.frame[step.score_column], f"{provider}/merged {pk}", low, high
+                    )
+                },
+                checks=[
+                    *checks,
+                    dg.AssetCheckResult(
+                        check_name="inputs_complete",
+                        passed=not missing,
+                        metadata={"missing": ", ".join(missing)},
+                    ),
+                ],
+            )
+
+        blocking = {"unique_keys", "scores_in_range", *(g.name for g in step.guards)}
+        return materialize_windows(context, one_window, blocking=blocking)
 
     return merged
 
@@ -347,9 +442,16 @@ def build_provider(spec: ProviderSpec, running: bool = False) -> ProviderDefinit
     (prod/test) instead of STOPPED (local)."""
     provider, title = spec.name, spec.title
     merged = build_merged_asset(spec)
-    assets = [*spec.daily, *spec.collectors, merged, *build_change_assets(spec.change)]
+    change = build_change_assets(spec.change)
+    assets = with_column_schemas(
+        [*spec.daily, *spec.collectors, merged, *change],
+        {dg.AssetKey([provider, name]): frame for name, frame in spec.frames.items()},
+    )
     collectors = dg.AssetSelection.assets(*(a.key for a in spec.collectors))
-    merge_chain = dg.AssetSelection.assets(merged.key) | dg.AssetSelection.assets(merged.key).downstream()
+    # The window-partitioned chain only: `<p>/history_daily` (daily) depends on it but cannot share a job.
+    merge_chain = dg.AssetSelection.assets(
+        merged.key, *(a.key for a in change if a.partitions_def == collection_partitions)
+    )
     chain_tags = {MERGE_CHAIN_TAG: provider}
     daily_job = dg.define_asset_job(
         f"{provider}_daily_job",
@@ -390,7 +492,6 @@ def build_provider(spec: ProviderSpec, running: bool = False) -> ProviderDefinit
         merge_job.name,
         spec.merge.inputs,
         running,
-        collectors=[a.key for a in spec.collectors],
     )
     freshness_check, freshness_sensor = build_delta_freshness(provider, running)
     return ProviderDefinitions(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from spotlake_assets.orchestration.metrics import Stopwatch
+from spotlake_assets.storage.frame_types import FrameType
 from spotlake_assets.storage.frames import write_frame
 from spotlake_assets.storage.lake import LakeResource
 
@@ -81,9 +83,20 @@ def skip_unobserved(
     Nothing is materialized, so downstream steps of the run are skipped rather than fed invented data;
     the reason lands in the run log, on an observation, and on each check (as a warning).
     """
-    context.log.warning("%s %s skipped: %s", asset_key.to_user_string(), context.partition_key, reason)
+    context.log.warning(
+        "%s %s skipped (a real cloud cannot observe the past): %s",
+        asset_key.to_user_string(),
+        context.partition_key,
+        reason,
+    )
     yield dg.AssetObservation(
-        asset_key=asset_key, partition=context.partition_key, metadata={"skipped": True, "reason": reason}
+        asset_key=asset_key,
+        partition=context.partition_key,
+        metadata={
+            "skipped": True,
+            "replay": "skipped: the real API cannot observe a past window",
+            "reason": reason,
+        },
     )
     for name in check_names:
         yield dg.AssetCheckResult(
@@ -101,12 +114,110 @@ def write_if_guarded(
     key: str,
     frame: pd.DataFrame,
     guards: list[dg.AssetCheckResult],
+    frame_type: FrameType | None = None,
 ) -> bool:
-    """Write ``frame`` only when every blocking guard passed. A frame that failed one must not reach the
-    lake either: the lake sensor and the next window's merge and delta read what is there."""
+    """Write ``frame`` only when every blocking guard passed (and it satisfies ``frame_type``). A frame that
+    failed one must not reach the lake either: the lake sensor and the next window's merge and delta read
+    what is there."""
     failed = [str(g.check_name) for g in guards if not g.passed]
     if failed:
         context.log.error("%s not written: blocking checks failed: %s", lake.location(key), ", ".join(failed))
         return False
-    write_frame(lake, key, frame)
+    write_frame(lake, key, frame, frame_type=frame_type)
     return True
+
+
+# One run of the merge chain may cover a range of windows: a backfill with `BackfillPolicy.single_run()`
+# (asset backfill from the Catalog, or the merge job's Partitions tab). Each window is still processed on its
+# own, oldest first, because each one reads the window before it.
+MERGE_CHAIN_BACKFILL_POLICY = dg.BackfillPolicy.single_run()
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """What an asset of the merge chain reports for one window."""
+
+    metadata: Mapping[str, Any]
+    checks: Sequence[dg.AssetCheckResult] = ()
+
+
+def run_windows(context: dg.AssetExecutionContext) -> list[str]:
+    """The windows of this run, oldest first: one for a window run, several for a single-run backfill."""
+    return sorted(context.partition_keys)
+
+
+def _plain(value: Any) -> Any:
+    raw = value.value if isinstance(value, dg.MetadataValue) else value
+    return raw if isinstance(raw, bool | int | float | str) else str(raw)
+
+
+def materialize_windows(
+    context: dg.AssetExecutionContext,
+    one_window: Callable[[str], WindowResult],
+    blocking: Collection[str] = (),
+) -> dg.MaterializeResult[None]:
+    """``one_window`` for each window of the run, oldest first, as one materialization.
+
+    A single window reports its own metadata and checks unchanged. A range reports the windows' figures
+    summed and listed (``per_window``) and each check passed only if it passed for every window; a window
+    whose ``blocking`` check fails stops the range there (later windows would read its missing output), with
+    the windows before it already written, so a rerun of the range is safe (every write is idempotent).
+    """
+    windows = run_windows(context)
+    if len(windows) == 1:
+        only = one_window(windows[0])
+        return dg.MaterializeResult(metadata=dict(only.metadata), check_results=list(only.checks))
+    watch = Stopwatch()
+    done: list[tuple[str, WindowResult]] = []
+    for window in windows:
+        result = one_window(window)
+        failed = sorted(str(c.check_name) for c in result.checks if not c.passed and c.check_name in blocking)
+        if failed:
+            raise dg.Failure(
+                description=(
+                    f"{window}: blocking checks failed ({', '.join(failed)}); the range stops here, "
+                    f"{len(done)} earlier window(s) were written"
+                ),
+                metadata={"window": window, "failed_checks": ", ".join(failed), "windows_done": len(done)},
+            )
+        context.log.info(
+            "%s: window %s done (%s rows)",
+            context.asset_key.to_user_string(),
+            window,
+            _plain(result.metadata.get("rows", 0)),
+        )
+        done.append((window, result))
+    per_window = [{"window": w, **{k: _plain(v) for k, v in r.metadata.items()}} for w, r in done]
+    first = done[0][1].metadata
+    metadata: dict[str, Any] = {
+        "rows": dg.MetadataValue.int(sum(int(_plain(r.metadata.get("rows", 0))) for _, r in done)),
+        "windows": dg.MetadataValue.int(len(done)),
+        "first_window": windows[0],
+        "last_window": windows[-1],
+        "duration_s": dg.MetadataValue.float(watch.seconds()),
+        "peak_rss_mib": dg.MetadataValue.float(watch.peak_rss_mib()),
+        "api_calls": dg.MetadataValue.int(sum(int(_plain(r.metadata.get("api_calls", 0))) for _, r in done)),
+        "per_window": dg.MetadataValue.json(per_window),
+    }
+    if "simulated" in first:
+        metadata["simulated"] = first["simulated"]
+    return dg.MaterializeResult(metadata=metadata, check_results=_combined_checks(done))
+
+
+def _combined_checks(done: Sequence[tuple[str, WindowResult]]) -> list[dg.AssetCheckResult]:
+    by_name: dict[str, list[tuple[str, dg.AssetCheckResult]]] = {}
+    for window, result in done:
+        for check in result.checks:
+            by_name.setdefault(str(check.check_name), []).append((window, check))
+    combined = []
+    for name, results in by_name.items():
+        failed = [w for w, c in results if not c.passed]
+        combined.append(
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=not failed,
+                severity=results[0][1].severity,
+                metadata={"windows": len(results), "failed_windows": ", ".join(failed)},
+            )
+        )
+    return combined

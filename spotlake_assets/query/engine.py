@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spotlake_assets.domain.reconstruct import snapshot_at
+from spotlake_assets.domain.scores import with_score_capacity
 from spotlake_assets.domain.windows import WINDOW
 from spotlake_assets.query.lake import ArrowLake
 from spotlake_assets.sinks.history import history_sources, load_manifest, read_history
@@ -200,7 +201,8 @@ class SpotQuery:
             self.connection.unregister("latest")
         if result.empty:
             raise EmptyResult(f"no {self.provider} pool matches these filters in the latest state")
-        return result
+        # A latest object published before the capacity columns existed: their documented fill.
+        return with_score_capacity(result)
 
     # --- series -------------------------------------------------------------------------------------------
 
@@ -261,7 +263,8 @@ class SpotQuery:
         out = pd.concat([before.tail(1), inside]) if len(before) else inside
         if out.empty:
             raise EmptyResult(f"no history for {self.provider} {label} between {_ts(start)} and {_ts(end)}")
-        return out.reset_index(drop=True)
+        # Rows from history files written before the capacity columns existed: their documented fill.
+        return with_score_capacity(out.reset_index(drop=True))
 
     # --- snapshot -----------------------------------------------------------------------------------------
 
@@ -286,7 +289,8 @@ class SpotQuery:
         # Provider keys by role, in the providers' key order (Azure: tier, type, region, zone; AWS: type,
         # region, AZ): the history files do not record their key.
         keys = [n for role in ("tier", "type", "region", "az") for n in ROLE_COLUMNS[role] if n in names]
-        frame = snapshot_at(table.to_pandas(), window, keys, TIME)
+        # Rows from history files written before the capacity columns existed: their documented fill.
+        frame = snapshot_at(with_score_capacity(table.to_pandas()), window, keys, TIME)
         if frame.empty:
             raise EmptyResult(f"no live {self.provider} pool at {_ts(window)}")
         return frame

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
@@ -76,7 +77,15 @@ class ArrowLake:
         return sorted(k for k in keys if k.startswith(prefix))
 
     def dataset(self, keys: Sequence[str]) -> ds.Dataset:
-        return ds.dataset([self._path(k) for k in keys], format="parquet", filesystem=self.filesystem)
+        """The files as one dataset over the union of their columns: pyarrow would otherwise take the first
+        file's schema and drop a column the older files lack (history from before a column was added)."""
+        paths = [self._path(k) for k in keys]
+        dataset = ds.dataset(paths, format="parquet", filesystem=self.filesystem)
+        schemas = [fragment.physical_schema for fragment in dataset.get_fragments()]
+        if all(schema.equals(schemas[0]) for schema in schemas[1:]):
+            return dataset
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+        return ds.dataset(paths, schema=unified, format="parquet", filesystem=self.filesystem)
 
 
 def default_location(environ: Mapping[str, str] | None = None) -> str:

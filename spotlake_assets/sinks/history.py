@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from spotlake_assets.domain.scores import SCORE_CAPACITY_COLUMNS
 from spotlake_assets.domain.windows import day_start
 from spotlake_assets.storage.errors import CorruptLakeFile, LakeKeyNotFound, PreconditionFailed
 from spotlake_assets.storage.keys import history_key
@@ -148,7 +149,9 @@ def write_window_history(
     lake: LakeResource, provider: str, partition_key: str, frame: pd.DataFrame, key_columns: Sequence[str]
 ) -> HistoryWrite:
     """Write a window's delta once, create-only. A rerun (or a concurrent writer) with the same rows is a
-    no-op; different rows raise `HistoryConflict` and leave the stored object as it is."""
+    no-op, and so is one whose only difference is a score-capacity column the stored file predates
+    (`domain.scores`: readers fill it); different rows raise `HistoryConflict` and leave the stored object
+    as it is."""
     table = history_table(frame, key_columns)
     data = table_bytes(table)
     key = history_key(provider, partition_key)
@@ -156,7 +159,10 @@ def write_window_history(
         lake.write_bytes(key, data, create_only=True)
     except PreconditionFailed:
         existing = lake.read_bytes(key)
-        if existing != data and not read_table(lake, key).equals(table):
+        stored = read_table(lake, key) if existing != data else table
+        if _predates_score_capacity(stored, table):
+            return HistoryWrite(key, stored.num_rows, "already written (before the score-capacity columns)")
+        if not stored.equals(table):
             raise HistoryConflict(
                 f"{lake.location(key)} already holds a different delta for {provider} {partition_key} "
                 "(another run wrote this window first); history is append-only: delete the object "
@@ -164,6 +170,14 @@ def write_window_history(
             ) from None
         return HistoryWrite(key, table.num_rows, "already written (identical)")
     return HistoryWrite(key, table.num_rows, "written")
+
+
+def _predates_score_capacity(stored: pa.Table, table: pa.Table) -> bool:
+    """``stored`` is ``table`` written before its score-capacity columns existed."""
+    added = [c for c in table.column_names if c not in stored.column_names]
+    if not added or not set(added) <= set(SCORE_CAPACITY_COLUMNS.values()):
+        return False
+    return bool(stored.equals(table.drop_columns(added)))
 
 
 # --- manifest -------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from spotlake_assets.domain.delta import CEASED_COLUMN
+from spotlake_assets.domain.scores import SCORE_CAPACITY_COLUMNS, with_score_capacity
 from spotlake_assets.domain.windows import window_start
 
 # WriteRecords accepts at most this many records per call.
@@ -55,6 +56,8 @@ AWS_MAPPING = TimestreamMapping(
     dimensions=("InstanceType", "Region", "AZ", "OndemandPrice", CEASED_COLUMN),
     measures=(
         MeasureSpec("SPS", "BIGINT"),
+        # Not in SpotLake's table: the TargetCapacity the SPS was measured at (domain/scores.py).
+        MeasureSpec("SPSCapacity", "BIGINT"),
         MeasureSpec("T3", "BIGINT"),
         MeasureSpec("T2", "BIGINT"),
         MeasureSpec("IF", "DOUBLE"),
@@ -67,14 +70,20 @@ def default_mapping(
     provider: str, key_columns: Sequence[str], feature_columns: Sequence[str]
 ) -> TimestreamMapping:
     """SpotLake's mapping for AWS; for any other provider (Azure included) the key columns are the
-    dimensions and the features plus ``Ceased`` are the measures, typed from the delta's dtypes."""
+    dimensions and the features plus ``Ceased`` are the measures, typed from the delta's dtypes, each
+    score followed by the capacity it was measured at (Azure ``ScoreCount``, `domain.scores`)."""
     if provider == "aws":
         return AWS_MAPPING
+    measures: list[MeasureSpec] = []
+    for column in feature_columns:
+        measures.append(MeasureSpec(column))
+        if column in SCORE_CAPACITY_COLUMNS:
+            measures.append(MeasureSpec(SCORE_CAPACITY_COLUMNS[column], "BIGINT"))
     return TimestreamMapping(
         table=provider,
         measure_name=f"{provider}_values",
         dimensions=tuple(key_columns),
-        measures=(*(MeasureSpec(c) for c in feature_columns), MeasureSpec(CEASED_COLUMN, "BOOLEAN")),
+        measures=(*measures, MeasureSpec(CEASED_COLUMN, "BOOLEAN")),
     )
 
 
@@ -172,9 +181,11 @@ def build_records(frame: pd.DataFrame, mapping: TimestreamMapping, time: datetim
     """One MULTI-measure record per row of ``frame`` (a delta), all stamped ``time`` (the window start).
 
     A missing dimension or measure value (NaN, None, empty string) is left out of its record rather than
-    sent as "nan", which Timestream would reject. Raises ``ValueError`` naming mapped columns ``frame``
-    lacks, and for a row left with no measure at all.
+    sent as "nan", which Timestream would reject. A delta written before the score-capacity columns
+    existed gets their documented fill (`domain.scores.with_score_capacity`). Raises ``ValueError``
+    naming mapped columns ``frame`` lacks, and for a row left with no measure at all.
     """
+    frame = with_score_capacity(frame)
     missing = [c for c in (*mapping.dimensions, *(m.name for m in mapping.measures)) if c not in frame]
     if missing:
         raise ValueError(f"the delta lacks columns {missing} mapped to Timestream table {mapping.table!r}")

@@ -1,5 +1,10 @@
 """DataFrames in and out of the lake as Parquet (zstd). Never pickle: the lake crosses process and bucket
-boundaries, and Parquet keeps the schema."""
+boundaries, and Parquet keeps the schema.
+
+What a frame must hold is its `FrameType` (`storage.frame_types`, declared per provider in ``frames.py``):
+a read checks it (a frame that breaks it is a `CorruptLakeFile`, so a damaged checkpoint is moved aside like
+an unreadable one) and a write checks it before any byte is stored. A plain tuple of column names is still
+accepted for the few frames without a declared type."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spotlake_assets.storage.errors import CorruptLakeFile, LakeKeyNotFound
+from spotlake_assets.storage.frame_types import FrameSchemaError, FrameType
 from spotlake_assets.storage.lake import LakeResource, StoredObject
 
 log = logging.getLogger(__name__)
@@ -24,11 +30,20 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def parquet_to_frame(data: bytes, location: str, required: tuple[str, ...] = ()) -> pd.DataFrame:
+# What a read requires: a declared frame type, or (frames without one) the names of required columns.
+Required = FrameType | tuple[str, ...]
+
+
+def parquet_to_frame(data: bytes, location: str, required: Required = ()) -> pd.DataFrame:
     try:
         frame: pd.DataFrame = pq.read_table(io.BytesIO(data)).to_pandas()
     except (pa.ArrowException, OSError) as exc:
         raise CorruptLakeFile(location, f"not a readable Parquet file ({exc})") from exc
+    if isinstance(required, FrameType):
+        try:
+            return required.conform(frame)
+        except FrameSchemaError as exc:
+            raise CorruptLakeFile(location, str(exc)) from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise CorruptLakeFile(location, f"missing columns {missing}")
@@ -36,12 +51,21 @@ def parquet_to_frame(data: bytes, location: str, required: tuple[str, ...] = ())
 
 
 def write_frame(
-    lake: LakeResource, key: str, frame: pd.DataFrame, *, create_only: bool = False
+    lake: LakeResource,
+    key: str,
+    frame: pd.DataFrame,
+    *,
+    create_only: bool = False,
+    frame_type: FrameType | None = None,
 ) -> StoredObject:
+    """Store ``frame`` at ``key``; with ``frame_type``, only a frame that satisfies it (`FrameSchemaError`
+    otherwise, before anything is written)."""
+    if frame_type is not None:
+        frame_type.validate(frame, lake.location(key))
     return lake.write_bytes(key, frame_to_parquet(frame), create_only=create_only)
 
 
-def read_frame(lake: LakeResource, key: str, required: tuple[str, ...] = ()) -> pd.DataFrame:
+def read_frame(lake: LakeResource, key: str, required: Required = ()) -> pd.DataFrame:
     return parquet_to_frame(lake.read_bytes(key), lake.location(key), required)
 
 
@@ -54,7 +78,7 @@ class Checkpoint:
     moved_aside: str = ""
 
 
-def read_checkpoint(lake: LakeResource, key: str, required: tuple[str, ...] = ()) -> Checkpoint:
+def read_checkpoint(lake: LakeResource, key: str, required: Required = ()) -> Checkpoint:
     """A checkpoint written by an earlier attempt. One that is empty, unreadable or missing columns (a kill
     mid-write on a filesystem without atomic rename, a bad manual edit) is moved aside and reported instead
     of failing every rerun: its work is simply done again."""

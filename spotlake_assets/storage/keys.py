@@ -67,6 +67,18 @@ def latest_key(provider: str) -> str:
     return f"latest_data/latest_{provider}.json"
 
 
+def sps_window_prefix(provider: str, partition_key: str) -> str:
+    """Every raw SPS object of a window (one per capacity asked)."""
+    day, hm = _window_parts(partition_key)
+    return f"rawdata/{provider}/sps/{day}/{hm}_sps_"
+
+
+def merge_inputs_key(provider: str, partition_key: str) -> str:
+    """The fingerprint of the inputs a window's merge read (the lake sensor re-merges only on a change)."""
+    day, hm = _window_parts(partition_key)
+    return f"state/{provider}/merge_inputs/{day}/{hm}.json"
+
+
 def sps_checkpoint_prefix(provider: str, partition_key: str) -> str:
     day, hm = _window_parts(partition_key)
     return f"state/{provider}/sps_checkpoints/{day}/{hm}/"

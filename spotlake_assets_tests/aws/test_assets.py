@@ -33,8 +33,8 @@ WINDOW_ASSETS = [
     "aws/spot_price",
     "aws/merged",
     "aws/delta",
-    "history/aws",
-    "latest/aws",
+    "aws/history",
+    "aws/latest",
 ]
 FAST_SPS = {
     "ops": {
@@ -141,7 +141,7 @@ def test_rerunning_a_window_duplicates_nothing(day_built: LocalLake) -> None:
     again = run(lake, WINDOW_ASSETS, WINDOWS[1])
     sps = metadata(again, "aws/sps")
     assert sps["api_calls"] == 0 and sps["groups_resumed"] == sps["credential_groups"]
-    assert metadata(again, "history/aws")["status"] == "already written (identical)"
+    assert metadata(again, "aws/history")["status"] == "already written (identical)"
     after = {k: lake.read_bytes(k) for k in lake.list_keys("")}
     assert after.keys() == before.keys()
     for key in ("history/", "state/", "latest_data/", "delta/"):
@@ -154,7 +154,7 @@ def test_an_older_window_never_replaces_latest(day_built: LocalLake) -> None:
     lake = day_built
     run(lake, WINDOW_ASSETS, WINDOWS[1])
     result = run(lake, WINDOW_ASSETS, WINDOWS[0])
-    assert metadata(result, "latest/aws")["status"].startswith("kept newer window")
+    assert metadata(result, "aws/latest")["status"].startswith("kept newer window")
     assert json.loads(lake.read_bytes(keys.latest_key("aws")))[0]["Time"] == "2026-03-01 00:10:00"
 
 
@@ -301,7 +301,7 @@ def test_overdue_inputs_merge_with_explicit_gaps(day_built: LocalLake) -> None:
 
 # --- issue 10: nothing wrong is published, nothing is dropped silently, state heals itself ------------------
 
-PUBLISHING = ["aws/merged", "aws/delta", "history/aws", "timestream/aws", "latest/aws"]
+PUBLISHING = ["aws/merged", "aws/delta", "aws/history", "aws/timestream", "aws/latest"]
 
 
 def step_failure_description(result: dg.ExecuteInProcessResult) -> str:

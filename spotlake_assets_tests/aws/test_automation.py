@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -12,8 +13,10 @@ from spotlake_assets.aws.assets import merge_inputs
 from spotlake_assets.aws.definitions import definitions
 from spotlake_assets.domain.windows import capacity_for_window
 from spotlake_assets.storage import keys
+from spotlake_assets.storage.frames import read_frame, write_frame
 from spotlake_assets.storage.lake import LakeResource, LocalLake
 
+DAY = "2026-03-01"
 WINDOWS = ["2026-03-01-00:00", "2026-03-01-00:10", "2026-03-01-00:20"]
 
 
@@ -98,7 +101,8 @@ def test_sensor_turns_new_windows_into_merge_runs_once(local_lake: LocalLake) ->
         seed_window(local_lake, window)
     first = evaluate(sensor, local_lake)
     assert [r.partition_key for r in first.run_requests or []] == WINDOWS[:2]
-    assert [r.run_key for r in first.run_requests or []] == [
+    # The run key carries the inputs' fingerprint: the same inputs never merge twice, changed ones do.
+    assert [str(r.run_key).rsplit("-", 1)[0] for r in first.run_requests or []] == [
         "aws-merge-2026-03-01-00:00",
         "aws-merge-2026-03-01-00:10",
     ]
@@ -146,5 +150,44 @@ def test_azure_uses_the_same_automation(local_lake: LocalLake) -> None:
     for key in azure_inputs("2026-03-01-00:10"):
         local_lake.write_bytes(key, b"input")
     (request,) = evaluate(sensor, local_lake).run_requests or []
-    assert (request.partition_key, request.run_key) == ("2026-03-01-00:10", "azure-merge-2026-03-01-00:10")
+    assert request.partition_key == "2026-03-01-00:10"
+    assert str(request.run_key).startswith("azure-merge-2026-03-01-00:10-")
     assert request.tags == {"spotlake/merge-chain": "azure"}
+
+
+def test_after_the_demo_the_lake_sensor_merges_only_windows_whose_inputs_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make demo` (the daily job, then the window job of each window, through an instance), then `make ui`
+    and `aws_lake_sensor` turned on (a fresh cursor): no run; a changed input: exactly that window."""
+    monkeypatch.setenv("SPOTLAKE_ENV", "local")
+    monkeypatch.setenv("SPOTLAKE_HOME", str(tmp_path))
+    monkeypatch.setenv("SPOTLAKE_SCALE", "0.02")
+    from spotlake_assets.definitions import build_definitions
+
+    defs = build_definitions()
+    with dg.instance_for_test() as instance:
+        assert (
+            defs.resolve_job_def("aws_daily_job")
+            .execute_in_process(partition_key=DAY, instance=instance)
+            .success
+        )
+        for window in WINDOWS:
+            job = defs.resolve_job_def("aws_window_job")
+            assert job.execute_in_process(partition_key=window, instance=instance).success
+        sensor = defs.get_repository_def().get_sensor_def("aws_lake_sensor")
+        lake = LocalLake(root=str(tmp_path / "lake"))
+        context = dg.build_sensor_context(instance=instance, resources={"lake": lake})
+        first = sensor(context)
+        assert isinstance(first, dg.SensorResult)
+        assert not first.run_requests and "whose inputs changed" in str(first.skip_reason)
+
+        # A late correction of one window's spot prices: that window, and only it, is merged again.
+        key = keys.spot_price_key("aws", WINDOWS[1])
+        prices = read_frame(lake, key)
+        prices.loc[prices.index[0], "SpotPrice"] = float(prices["SpotPrice"].iloc[0]) + 0.001
+        write_frame(lake, key, prices)
+        context = dg.build_sensor_context(instance=instance, resources={"lake": lake})
+        second = sensor(context)
+        assert isinstance(second, dg.SensorResult)
+        assert [r.partition_key for r in second.run_requests or []] == [WINDOWS[1]]

@@ -25,6 +25,7 @@ ZONES = {"use1-az1": "us-east-1", "use1-az2": "us-east-1", "euw1-az1": "eu-west-
 KEYS = ["InstanceType", "Region", "AZ"]
 DTYPES = {
     "SPS": "int64",
+    "SPSCapacity": "int64",
     "T3": "int64",
     "T2": "int64",
     "IF": "float64",
@@ -91,8 +92,11 @@ def merge(
 
 
 def records(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Rows without Time and SPSCapacity (its own tests below)."""
     return list(
-        frame.drop(columns=["Time"]).astype({k: object for k in KEYS}).itertuples(index=False, name=None)
+        frame.drop(columns=["Time", "SPSCapacity"])
+        .astype({k: object for k in KEYS})
+        .itertuples(index=False, name=None)
     )
 
 
@@ -225,6 +229,49 @@ def test_capacity_one_windows_refresh_the_published_score() -> None:
     assert tuple(frame.loc[("m5.large", "use1-az1"), ["SPS", "T3", "T2"]]) == (1, 0, 0)
 
 
+def test_sps_capacity_names_the_capacity_each_published_score_was_measured_at() -> None:
+    previous = pd.DataFrame(
+        {
+            "InstanceType": ["m5.large", "m5.large", "r6i.large"],
+            "AZ": ["use1-az1", "use1-az2", "use1-az2"],
+            "SPS": [4, 2, 3],
+            # use1-az2 was first seen at capacity 5: its carried score is the one measured at 5.
+            "SPSCapacity": [1, 5, 1],
+            "T3": [5, 0, 20],
+            "T2": [0, 5, 10],
+        }
+    )
+    sps = sps_frame(
+        [
+            ("m5.large", "us-east-1", "use1-az1", 3),
+            ("m5.large", "us-east-1", "use1-az2", 1),
+            ("c5.large", "eu-west-1", "euw1-az1", 2),
+        ],
+        capacity=10,
+    )
+    frame = merge(previous, capacity=10, sps=sps).frame.set_index(["InstanceType", "AZ"])
+    published = frame[["SPS", "SPSCapacity"]].astype(object).apply(tuple, axis=1).to_dict()
+    assert published == {
+        ("c5.large", "euw1-az1"): (2, 10),  # no single-node score yet: this window's, at 10
+        ("m5.large", "use1-az1"): (4, 1),  # the single-node score, carried
+        ("m5.large", "use1-az2"): (2, 5),  # a carried score keeps the capacity it was measured at
+        ("r6i.large", "use1-az2"): (-1, -1),  # no score this window
+    }
+    one = merge(frame.reset_index(), capacity=1, sps=sps_frame([("m5.large", "us-east-1", "use1-az2", 3)], 1))
+    row = one.frame[(one.frame["InstanceType"] == "m5.large") & (one.frame["AZ"] == "use1-az2")]
+    assert row[["SPS", "SPSCapacity"]].to_numpy().tolist() == [[3, 1]]  # capacity 1: single-node score taken
+
+
+def test_a_previous_snapshot_without_sps_capacity_reads_as_single_node_scores() -> None:
+    """Snapshots written before the column existed still chain: their scores count as single-node ones."""
+    previous = pd.DataFrame(
+        {"InstanceType": ["m5.large"], "AZ": ["use1-az1"], "SPS": [4], "T3": [5], "T2": [5]}
+    )
+    sps = sps_frame([("m5.large", "us-east-1", "use1-az1", 3)], capacity=10)
+    frame = merge(previous, capacity=10, sps=sps).frame
+    assert frame.loc[frame["AZ"] == "use1-az1", ["SPS", "SPSCapacity"]].to_numpy().tolist() == [[4, 1]]
+
+
 def test_previous_merged_snapshot_round_trips_through_parquet_and_chains() -> None:
     first = merge().frame
     stored = parquet_to_frame(frame_to_parquet(first), "memory")
@@ -304,6 +351,7 @@ def reference_merge(frames: dict[str, pd.DataFrame], capacity: int) -> pd.DataFr
     pools["SpotPrice"] = pools["SpotPrice"].round(5)
     pools["OndemandPrice"] = pools["OndemandPrice"].round(5)
     pools["SPS"] = pools["SPS"].astype("int64")
+    pools["SPSCapacity"] = np.where(pools["SPS"] >= 0, capacity, -1)
     pools["T3"] = np.where(pools["SPS"] >= 3, capacity, 0)
     pools["T2"] = np.where(pools["SPS"] >= 2, capacity, 0)
     pools["Savings"] = [

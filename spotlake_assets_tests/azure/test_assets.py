@@ -34,9 +34,9 @@ WINDOW_ASSETS = [
     "azure/price",
     "azure/merged",
     "azure/delta",
-    "history/azure",
-    "timestream/azure",
-    "latest/azure",
+    "azure/history",
+    "azure/timestream",
+    "azure/latest",
 ]
 FAST = {"ops": {"azure__sps": {"config": {"backoff_s": 0.001, "max_wait_s": 0.001}}}}
 SUBSCRIPTIONS = 4
@@ -117,7 +117,7 @@ def test_day_then_windows_end_to_end(day_built: LocalLake) -> None:
     latest = json.loads(lake.read_bytes(keys.latest_key("azure")))
     assert len(latest) == len(merged) and latest[0]["Time"] == "2026-03-01 00:20:00"
     assert len(lake.list_keys("history/azure/")) == 3
-    assert metadata(results[1], "timestream/azure")["rows"] == second["rows"]
+    assert metadata(results[1], "azure/timestream")["rows"] == second["rows"]
 
 
 def test_rerunning_a_window_spends_no_calls_and_duplicates_nothing(day_built: LocalLake) -> None:
@@ -127,7 +127,7 @@ def test_rerunning_a_window_spends_no_calls_and_duplicates_nothing(day_built: Lo
     again = run(lake, WINDOW_ASSETS, WINDOWS[0])
     sps = metadata(again, "azure/sps")
     assert sps["api_calls"] == 0 and sps["batches_resumed"] == sps["batches"]
-    assert metadata(again, "history/azure")["status"].startswith("already written")
+    assert metadata(again, "azure/history")["status"].startswith("already written")
     after = {k: lake.read_bytes(k) for k in lake.list_keys("") if not k.startswith("timestream/")}
     assert after.keys() == before.keys()
     for prefix in ("history/", "state/", "latest_data/", "delta/", "merged/"):

@@ -146,6 +146,29 @@ def test_published_score_is_the_single_node_one() -> None:
     snapshots = run_cycle(3, pools)  # counts 1 (High), 5 (Medium), 10 (Low)
     assert [row(s, "D2s_v5", "1")["Score"] for s in snapshots] == [3, 3, 3]
     assert [row(s, "D2s_v5", "1")["DesiredCount"] for s in snapshots] == [1, 5, 10]
+    # The score published beside DesiredCount 5 and 10 is the one measured at 1, and says so.
+    assert [row(s, "D2s_v5", "1")["ScoreCount"] for s in snapshots] == [1, 1, 1]
+
+
+def test_score_count_names_the_count_each_published_score_was_measured_at() -> None:
+    pools = {("D2s_v5", "eastus", "1"): (30, 45)}
+    # First seen at count 5: no single-node score yet, so the score at 5 is published (and carried) as such.
+    five, ten = run_cycle(2, pools, first=1)
+    assert (row(five, "D2s_v5", "1")["Score"], row(five, "D2s_v5", "1")["ScoreCount"]) == (3, 5)
+    assert (row(ten, "D2s_v5", "1")["Score"], row(ten, "D2s_v5", "1")["ScoreCount"]) == (3, 5)
+    # Unscored rows (a regional N/A row for a priced pair without any AZ row) have no count.
+    regional = row(five, "D4s_v5", "N/A")
+    assert (regional["Score"], regional["ScoreCount"], regional["DesiredCount"]) == (-1, -1, -1)
+    assert five["ScoreCount"].dtype == np.int64
+    assert list(MERGED_COLUMNS).index("ScoreCount") == list(MERGED_COLUMNS).index("Score") + 1
+
+
+def test_a_previous_snapshot_without_score_count_reads_as_single_node_scores() -> None:
+    """Snapshots written before the column existed still chain: their scores count as single-node ones."""
+    (legacy,) = run_cycle(1, {("D2s_v5", "eastus", "1"): (1, 5)})
+    legacy = legacy.drop(columns=["ScoreCount"])
+    (after,) = run_cycle(1, {("D2s_v5", "eastus", "1"): (1, 5)}, previous=legacy, first=1)
+    assert (row(after, "D2s_v5", "1")["Score"], row(after, "D2s_v5", "1")["ScoreCount"]) == (3, 1)
 
 
 def test_sps_rows_without_a_price_are_kept_and_priced_pairs_without_sps_get_a_regional_row() -> None:

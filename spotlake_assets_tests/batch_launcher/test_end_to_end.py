@@ -189,6 +189,8 @@ def test_a_real_run_on_batch_then_a_reclaimed_run_is_retried_from_failure(
         "SPOTLAKE_ENV": "local",
         "SPOTLAKE_HOME": str(tmp_path / "spotlake"),
         "SPOTLAKE_SCALE": "0.02",
+        # The worker must see the partitions the code location planned with (2026-11-20 is a fixed past day).
+        "SPOTLAKE_PARTITIONS_START": "2026-01-01",
     }
     for name, value in job_environment.items():
         monkeypatch.setenv(name, value)  # the in-process code location loads the same way

@@ -74,6 +74,16 @@ BUCKET = "spotlake-lake"
 SPS_SECRET = "spotlake/sps-credentials"
 GENERATED = "tests/generated_iam_from_code.tftest.hcl"
 RUN = "iam_and_region_from_code"
+# The same plan with var.launch_time_measurement on: the launch-time collector's grants appear, tag-bound.
+RUN_LAUNCH = "iam_with_launch_time_measurement"
+# What the launch-time collector (aws_single) calls, granted only with var.launch_time_measurement, each
+# bound by its tag key: the request must carry the tag, the cleanup acts on tagged resources only.
+LAUNCH_CONDITIONS = {
+    "ec2:RequestSpotInstances": "Null aws:RequestTag/spotlake:launch-time false",
+    "ec2:CreateTags": "Null aws:RequestTag/spotlake:launch-time false",
+    "ec2:CancelSpotInstanceRequests": "Null aws:ResourceTag/spotlake:launch-time false",
+    "ec2:TerminateInstances": "Null aws:ResourceTag/spotlake:launch-time false",
+}
 
 SAMPLE_ARGUMENTS: dict[str, Any] = {
     "provider": "aws",
@@ -234,12 +244,23 @@ def actions_called(*, run_worker: bool) -> dict[str, set[str]]:
 # --- the expected policies ----------------------------------------------------------------------------------
 
 
+def legacy_source_bucket() -> str:
+    """The bucket of the history import's default source (`legacy/sources.DEFAULT_SOURCE`)."""
+    from urllib.parse import urlparse
+
+    from spotlake_assets.legacy.sources import DEFAULT_SOURCE
+
+    return urlparse(DEFAULT_SOURCE).netloc
+
+
 def expected_run_worker_policy() -> dict[str, list[str]]:
     access = lake_access_from_code()
     bucket = f"arn:aws:s3:::{BUCKET}"
+    # The history import reads SpotLake's published bucket (read only), the one its default source names.
+    source = f"arn:aws:s3:::{legacy_source_bucket()}"
     scoped: dict[str, list[str]] = {
-        "s3:ListBucket": [bucket],
-        "s3:GetObject": [f"{bucket}/{p}*" for p in sorted(access.read)],
+        "s3:ListBucket": sorted([bucket, source]),
+        "s3:GetObject": sorted([*(f"{bucket}/{p}*" for p in sorted(access.read)), f"{source}/*"]),
         "s3:PutObject": [f"{bucket}/{p}*" for p in sorted(access.write)],
         "s3:DeleteObject": [f"{bucket}/{p}*" for p in sorted(access.delete)],
         "timestream:WriteRecords": [
@@ -249,6 +270,13 @@ def expected_run_worker_policy() -> dict[str, list[str]]:
         "secretsmanager:GetSecretValue": [
             f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{SPS_SECRET}-??????"
         ],
+        # Single-account mode: "*" bounded by tag conditions (infra/iam.tf), public AMI parameters, SES.
+        "ec2:RequestSpotInstances": ["*"],
+        "ec2:CreateTags": ["*"],
+        "ec2:CancelSpotInstanceRequests": ["*"],
+        "ec2:TerminateInstances": ["*"],
+        "ssm:GetParameter": ["arn:aws:ssm:*::parameter/aws/service/ami-amazon-linux-latest/*"],
+        "ses:SendRawEmail": [f"arn:aws:ses:*:{ACCOUNT}:identity/*"],
     }
     expected: dict[str, list[str]] = {}
     for action in sorted(set(actions_called(run_worker=True)) - POOL_SIGNED):
@@ -274,8 +302,20 @@ def _action_map(document: str, actions: list[str]) -> str:
     )
 
 
+def _condition_map(document: str, actions: list[str]) -> str:
+    statements = f"data.aws_iam_policy_document.{document}.statement"
+    conditions = '[for c in s.condition : "${c.test} ${c.variable} ${join(",", c.values)}"]'
+    return (
+        "{ for a in "
+        + _hcl(actions)
+        + f" : a => sort(distinct(flatten([for s in {statements} : {conditions} if contains(s.actions, a)])))"
+        + " }"
+    )
+
+
 def generated_suite(run_worker: dict[str, list[str]], launcher_actions: list[str]) -> str:
-    """A test file: the checked-in suite's mock provider and variables, then one generated run."""
+    """A test file: the checked-in suite's mock provider and variables, then two generated runs: the
+    default (no launch-time grants) and with var.launch_time_measurement (those grants, tag-conditioned)."""
     checked_in = (TF_TESTS / "plan.tftest.hcl").read_text()
     header = checked_in[: checked_in.index('\nrun "')]
     statements = "data.aws_iam_policy_document.run_worker.statement"
@@ -285,7 +325,11 @@ def generated_suite(run_worker: dict[str, list[str]], launcher_actions: list[str
         f"sort(distinct([for a in flatten([for s in {control} : s.actions]) : a "
         'if startswith(a, "batch:") || a == "logs:GetLogEvents"]))'
     )
-    expected_map = "{ " + ", ".join(f"{_hcl(a)} = {_hcl(sorted(r))}" for a, r in run_worker.items()) + " }"
+    default = {a: r for a, r in run_worker.items() if a not in LAUNCH_CONDITIONS}
+    expected_map = "{ " + ", ".join(f"{_hcl(a)} = {_hcl(sorted(r))}" for a, r in default.items()) + " }"
+    launch_map = "{ " + ", ".join(f"{_hcl(a)} = {_hcl(sorted(r))}" for a, r in run_worker.items()) + " }"
+    launch = sorted(a for a in run_worker if a in LAUNCH_CONDITIONS)
+    conditions_map = "{ " + ", ".join(f"{_hcl(a)} = {_hcl([LAUNCH_CONDITIONS[a]])}" for a in launch) + " }"
     # Both sides of every comparison go through jsonencode: Terraform never equates a tuple literal with a
     # list (or an object with a map), even with the same elements.
     return f"""{header}
@@ -298,16 +342,38 @@ run "{RUN}" {{
   }}
 
   assert {{
-    condition     = jsonencode({granted_actions}) == jsonencode({_hcl(sorted(run_worker))})
-    error_message = "run-worker actions differ from what the code calls"
+    condition     = jsonencode({granted_actions}) == jsonencode({_hcl(sorted(default))})
+    error_message = "run-worker actions differ from what the code calls (launch-time grants off)"
   }}
   assert {{
-    condition     = jsonencode({_action_map("run_worker", sorted(run_worker))}) == jsonencode({expected_map})
+    condition     = jsonencode({_action_map("run_worker", sorted(default))}) == jsonencode({expected_map})
     error_message = "run-worker resources differ from what the code touches"
   }}
   assert {{
     condition     = jsonencode({control_actions}) == jsonencode({_hcl(launcher_actions)})
     error_message = "control-plane Batch/Logs actions differ from the launcher's calls"
+  }}
+}}
+
+run "{RUN_LAUNCH}" {{
+  command = plan
+
+  variables {{
+    region                  = "{REGION}"
+    launch_time_measurement = true
+  }}
+
+  assert {{
+    condition     = jsonencode({granted_actions}) == jsonencode({_hcl(sorted(run_worker))})
+    error_message = "launch-time: run-worker actions differ from what the code calls"
+  }}
+  assert {{
+    condition     = jsonencode({_action_map("run_worker", sorted(run_worker))}) == jsonencode({launch_map})
+    error_message = "launch-time: run-worker resources differ from what the code touches"
+  }}
+  assert {{
+    condition     = jsonencode({_condition_map("run_worker", launch)}) == jsonencode({conditions_map})
+    error_message = "launch-time: grants are not bound by the spotlake:launch-time tag"
   }}
 }}
 """
@@ -370,6 +436,18 @@ def test_the_run_worker_policy_grants_exactly_what_the_code_uses(generated_plan:
     assert result.runs[RUN] == "pass", "\n".join(
         ["expected run-worker grants:", json.dumps(generated_plan.expected_run_worker, indent=1)]
         + [d for d in result.diagnostics if "run-worker" in d]
+    )
+
+
+def test_launch_time_grants_only_with_the_variable_and_only_on_tagged_resources(
+    generated_plan: GeneratedPlan,
+) -> None:
+    # The code does call them (aws_single/resources.py): the default plan must still leave them out.
+    assert set(LAUNCH_CONDITIONS) <= set(generated_plan.expected_run_worker)
+    result = generated_plan.result
+    assert result.runs.get(RUN_LAUNCH) == "pass", "\n".join(
+        ["expected run-worker grants:", json.dumps(generated_plan.expected_run_worker, indent=1)]
+        + [d for d in result.diagnostics if "launch-time" in d]
     )
 
 

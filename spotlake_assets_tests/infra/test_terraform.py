@@ -129,17 +129,18 @@ def test_skip_comments_in_the_source_carry_a_reason() -> None:
 
 def test_the_compute_environment_is_managed_spot(terraform: dict[str, list[dict[str, Any]]]) -> None:
     environments = resources(terraform, "aws_batch_compute_environment")
-    assert list(environments) == ["spot"]
-    environment = environments["spot"]
-    assert environment["type"] == "MANAGED"
-    compute = environment["compute_resources"][0]
-    assert resolve(terraform, compute["type"]) == "SPOT"
-    assert resolve(terraform, compute["allocation_strategy"]) == "SPOT_PRICE_CAPACITY_OPTIMIZED"
-    assert resolve(terraform, compute["min_vcpus"]) == 0  # scales to zero between runs
-    for parameter in ("max_vcpus", "desired_vcpus"):
-        assert str(compute[parameter]).startswith("${var."), f"{parameter} must be a variable"
-    # Instance families follow the architecture variable unless given (resolved in the plan tests).
-    assert compute["instance_type"] == "${local.run_worker_instance_types}"
+    # The run workers' and the large job class's (batch_large.tf), both on Spot.
+    assert sorted(environments) == ["spot", "spot_large"]
+    for name, environment in environments.items():
+        assert environment["type"] == "MANAGED"
+        compute = environment["compute_resources"][0]
+        assert resolve(terraform, compute["type"]) == "SPOT"
+        assert resolve(terraform, compute["allocation_strategy"]) == "SPOT_PRICE_CAPACITY_OPTIMIZED"
+        assert resolve(terraform, compute["min_vcpus"]) == 0  # scales to zero between runs
+        assert str(compute["max_vcpus"]).startswith("${var."), f"{name}: max_vcpus must be a variable"
+        # Instance families follow the architecture variable unless given (resolved in the plan tests).
+        assert compute["instance_type"] == "${local.run_worker_instance_types}"
+    assert str(environments["spot"]["compute_resources"][0]["desired_vcpus"]).startswith("${var.")
 
 
 def test_the_compute_environment_can_be_replaced_and_updated(
@@ -158,22 +159,39 @@ def test_the_compute_environment_can_be_replaced_and_updated(
 
 def test_the_queue_uses_the_spot_environment(terraform: dict[str, list[dict[str, Any]]]) -> None:
     queues = resources(terraform, "aws_batch_job_queue")
-    assert list(queues) == ["runs"]
+    assert sorted(queues) == ["large", "runs"]
     order = queues["runs"]["compute_environment_order"]
     assert [o["compute_environment"] for o in order] == ["${aws_batch_compute_environment.spot.arn}"]
+    large = queues["large"]["compute_environment_order"]
+    assert [o["compute_environment"] for o in large] == ["${aws_batch_compute_environment.spot_large.arn}"]
+
+
+def test_large_hosts_get_a_scratch_volume_deleted_with_the_instance(
+    terraform: dict[str, list[dict[str, Any]]],
+) -> None:
+    template = resources(terraform, "aws_launch_template")["batch_large"]
+    disks = {d["device_name"]: d["ebs"][0] for d in template["block_device_mappings"]}
+    scratch = disks["/dev/xvdb"]
+    assert scratch["volume_size"] == "${var.large_job_scratch_gib}"
+    assert str(scratch["delete_on_termination"]).lower() == "true" and scratch["encrypted"] is True
+    environment = resources(terraform, "aws_batch_compute_environment")["spot_large"]
+    launch = environment["compute_resources"][0]["launch_template"][0]
+    assert launch["launch_template_id"] == "${aws_launch_template.batch_large.id}"
 
 
 def test_run_workers_get_one_attempt_and_no_privileges(terraform: dict[str, list[dict[str, Any]]]) -> None:
-    definition = resources(terraform, "aws_batch_job_definition")["run_worker"]
-    assert definition["retry_strategy"][0]["attempts"] == 1
-    assert str(definition["timeout"][0]["attempt_duration_seconds"]).startswith("${var.")
-    properties = definition["container_properties"]
-    for key in (
-        "jobRoleArn = aws_iam_role.run_worker.arn",
-        "privileged = false",
-        "readonlyRootFilesystem = true",
-    ):
-        assert key in properties
+    definitions = resources(terraform, "aws_batch_job_definition")
+    assert sorted(definitions) == ["large_worker", "run_worker"]
+    for definition in definitions.values():
+        assert definition["retry_strategy"][0]["attempts"] == 1
+        assert str(definition["timeout"][0]["attempt_duration_seconds"]).startswith("${var.")
+        # Both job classes run the one container (batch.tf's local), the large one with more of everything.
+        assert "local.run_worker_container" in definition["container_properties"]
+    container = next(
+        block["run_worker_container"] for block in terraform["locals"] if "run_worker_container" in block
+    )
+    assert container["jobRoleArn"] == "${aws_iam_role.run_worker.arn}"
+    assert container["privileged"] is False and container["readonlyRootFilesystem"] is True
 
 
 def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -222,7 +240,27 @@ def test_the_run_worker_role_is_scoped(terraform: dict[str, list[dict[str, Any]]
     assert statements["TimestreamWriteNamedTables"]["resources"] == "${local.timestream_tables}"
     assert statements["AzureAuthItem"]["actions"] == ["dynamodb:GetItem"]
     assert "SpsCredentialsSecret" in statements
-    unscoped = [a for s in statements.values() if s.get("resources") == ["*"] for a in s["actions"]]
+    # The launch-time collector's EC2 writes are the one computed (dynamic) unscoped statement: off unless
+    # var.launch_time_measurement, tag-bound (test_iam_from_code.py plans both ways and checks the actions).
+    computed = [
+        s for s in statements.values() if s.get("resources") == ["*"] and isinstance(s["actions"], str)
+    ]
+    assert [s["sid"] for s in computed] == ["${statement.key}"]
+    assert [c["test"] for c in computed[0]["condition"]] == ["Null"]
+    assert "spotlake:launch-time" in computed[0]["condition"][0]["variable"]
+    gate = next(
+        d["statement"]["for_each"]
+        for d in data_sources(terraform, "aws_iam_policy_document")["run_worker"]["dynamic"]
+        if d["statement"]["content"][0] is computed[0]
+    )
+    assert gate.startswith("${var.launch_time_measurement ?") and gate.endswith(": {}}")
+    assert variable_default(terraform, "launch_time_measurement") is False
+    unscoped = [
+        a
+        for s in statements.values()
+        if s.get("resources") == ["*"] and s not in computed
+        for a in s["actions"]
+    ]
     assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in unscoped), unscoped
 
 

@@ -57,5 +57,9 @@ def test_the_mock_provider_plan_suite_passes(terraform_workdir: TerraformWorkdir
         "lake_bucket_aws_managed_kms",
         "lake_bucket_not_managed",
         "lake_checkpoint_prefixes_only_under_state",
+        # The large job class (batch_large.tf).
+        "large_job_class",
+        "large_job_scratch_too_small_is_refused",
+        "no_legacy_source_grant",
     }
     assert result.summary.get("status") == "pass"

@@ -1,46 +1,23 @@
-"""The run-failure alert against a loopback HTTP server standing in for Slack."""
+"""The run-failure alert through dagster-slack's client (slack_sdk), against a loopback HTTP server standing
+in for Slack: the Web API (bot token + channel) and an incoming webhook."""
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 import pytest
+from pytest_httpserver import HTTPServer
 
 from spotlake_assets.orchestration.alerts import (
-    SlackWebhook,
+    SlackAlerts,
+    build_run_failure_alert,
     failure_message,
-    run_failure_alert,
     slack_resource,
 )
 
-
-class _Slack(BaseHTTPRequestHandler):
-    received: list[dict[str, str]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Slack.received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def slack_url() -> Iterator[str]:
-    _Slack.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Slack)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXXX"
-    server.shutdown()
-
+WEBHOOK_PATH = "/services/T000/B000/XXXX"
+run_failure_alert = build_run_failure_alert(running=True)
 
 partitions = dg.StaticPartitionsDefinition(["2026-03-01-00:10"])
 
@@ -64,33 +41,79 @@ def failed_run_context() -> dg.RunFailureSensorContext:
     ).for_run_failure()
 
 
-def test_failure_posts_run_asset_partition_and_error(slack_url: str) -> None:
-    context = failed_run_context()
-    run_failure_alert(context, slack=SlackWebhook(url=slack_url, ui_url="http://dagster.internal:3000"))
-    (payload,) = _Slack.received
-    text = payload["text"]
+def assert_alert_text(text: str, context: dg.RunFailureSensorContext) -> None:
     assert context.dagster_run.run_id[:8] in text and "http://dagster.internal:3000/runs/" in text
     assert "aws/sps" in text and "2026-03-01-00:10" in text
     assert "2 of 148 credential groups uncovered" in text
 
 
-def test_without_a_webhook_the_alert_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_bot_token_posts_with_chat_post_message(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/api/chat.postMessage", method="POST").respond_with_json(
+        {"ok": True, "channel": "C1", "ts": "1.0"}
+    )
+    context = failed_run_context()
+    slack = SlackAlerts(
+        token="xoxb-test-token",
+        channel="#spotlake-alerts",
+        ui_url="http://dagster.internal:3000",
+        api_url=httpserver.url_for("/api/"),
+    )
+    run_failure_alert(context, slack=slack)
+    ((request, _),) = httpserver.log
+    assert request.headers["Authorization"] == "Bearer xoxb-test-token"
+    body = request.form or json.loads(request.get_data())
+    assert body["channel"] == "#spotlake-alerts"
+    assert_alert_text(body["text"], context)
+
+
+def test_a_webhook_posts_the_message(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_data("ok")
+    context = failed_run_context()
+    slack = SlackAlerts(webhook_url=httpserver.url_for(WEBHOOK_PATH), ui_url="http://dagster.internal:3000")
+    run_failure_alert(context, slack=slack)
+    ((request, _),) = httpserver.log
+    assert_alert_text(json.loads(request.get_data())["text"], context)
+
+
+def test_a_refused_token_is_logged_not_raised(
+    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    httpserver.expect_request("/api/chat.postMessage").respond_with_json(
+        {"ok": False, "error": "invalid_auth"}
+    )
+    slack = SlackAlerts(token="xoxb-bad", channel="#c", api_url=httpserver.url_for("/api/"))
+    message = failure_message("abcdef123456", "aws_window_job", ["aws/sps"], None, "boom", None)
+    assert slack.post(message) is False
+    assert "Slack post failed (SlackApiError)" in caplog.text and "xoxb-bad" not in caplog.text
+
+
+def test_without_slack_the_alert_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     context = failed_run_context()
     with caplog.at_level("WARNING"):
-        run_failure_alert(context, slack=SlackWebhook())
-    assert "no Slack webhook configured" in caplog.text and "aws/sps" in caplog.text
+        run_failure_alert(context, slack=SlackAlerts())
+    assert "no Slack token or webhook configured" in caplog.text and "aws/sps" in caplog.text
 
 
 def test_an_unreachable_webhook_does_not_raise(caplog: pytest.LogCaptureFixture) -> None:
-    hook = SlackWebhook(url="http://127.0.0.1:9/unreachable", timeout_s=2)
+    hook = SlackAlerts(webhook_url="http://127.0.0.1:9/unreachable", timeout_s=2)
     assert (
         hook.post(failure_message("abcdef123456", "aws_window_job", ["aws/sps"], None, "boom", None)) is False
     )
-    assert "Slack webhook post failed" in caplog.text
+    assert "Slack post failed" in caplog.text
     assert "unreachable" not in caplog.text  # the URL (a secret) is never logged
 
 
-def test_webhook_url_comes_from_the_environment_as_envvar() -> None:
-    assert slack_resource({}).url is None
-    resource = slack_resource({"SPOTLAKE_SLACK_WEBHOOK_URL": "https://hooks.example/T/B/X"})
-    assert isinstance(resource.url, dg.EnvVar)
+def test_secrets_come_from_the_environment_as_envvar() -> None:
+    none = slack_resource({})
+    assert none.webhook_url is None and none.token is None and not none.configured
+    hook = slack_resource({"SPOTLAKE_SLACK_WEBHOOK_URL": "https://hooks.example/T/B/X"})
+    assert isinstance(hook.webhook_url, dg.EnvVar)
+    bot = slack_resource({"SPOTLAKE_SLACK_BOT_TOKEN": "xoxb-1", "SPOTLAKE_SLACK_CHANNEL": "#alerts"})
+    assert isinstance(bot.token, dg.EnvVar) and bot.channel == "#alerts"
+
+
+def test_a_token_without_a_channel_is_refused() -> None:
+    from spotlake_assets.settings import InvalidSetting
+
+    with pytest.raises(InvalidSetting, match="SPOTLAKE_SLACK_CHANNEL is not"):
+        slack_resource({"SPOTLAKE_SLACK_BOT_TOKEN": "xoxb-1"})

@@ -55,19 +55,25 @@ def test_summary_and_sparkline() -> None:
     assert summarise([]).empty
 
 
-def test_collector_stats_reads_the_days_runs(local_lake: LocalLake) -> None:
+def test_collector_stats_counts_runs_by_the_day_they_collected(local_lake: LocalLake) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
     collect(instance, local_lake, "2026-03-01", ["2026-03-01-00:00", "2026-03-01-00:10"])
-    result = dg.materialize(
-        [collector_stats], partition_key=day, resources={"lake": local_lake}, instance=instance
-    )
-    materialization = result.asset_materializations_for_node("ops__collector_stats")[0]
-    assert materialization.metadata["runs"].value == 2 + 2 * 5
-    report = materialization.metadata["report"].value
-    assert isinstance(report, str) and "aws/sps" in report
-    stats = read_frame(local_lake, f"ops/collector_stats/{day.replace('-', '/')}.parquet")
-    assert dict(zip(stats["asset"], stats["runs"], strict=True))["aws/sps"] == 2
+
+    def stats(day: str) -> dict[str, Any]:
+        result = dg.materialize(
+            [collector_stats], partition_key=day, resources={"lake": local_lake}, instance=instance
+        )
+        materialization = result.asset_materializations_for_node("ops__collector_stats")[0]
+        return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+
+    # The runs happened today, but they collected 2026-03-01: they count there, not today.
+    collected = stats("2026-03-01")
+    assert collected["runs"] == 2 + 2 * 5 and collected["windows"] == 2
+    assert "aws/sps" in collected["report"]
+    assert stats(today)["runs"] == 0
+    frame = read_frame(local_lake, "ops/collector_stats/2026/03/01.parquet")
+    assert dict(zip(frame["asset"], frame["runs"], strict=True))["aws/sps"] == 2
 
 
 @pytest.mark.parametrize(

@@ -61,8 +61,9 @@ def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
 
 
 def as_plain(frame: pd.DataFrame) -> pd.DataFrame:
-    """Compare snapshots by value: categoricals as strings, times in ms."""
-    out = frame.copy()
+    """Compare snapshots by value: categoricals as strings, times in ms. Without SPSCapacity: not a feature,
+    so the history holds the capacity of a row's last publication (docs/data-contracts.md#score-capacity)."""
+    out = frame.drop(columns=["SPSCapacity"])
     for column in out.columns:
         if isinstance(out[column].dtype, pd.CategoricalDtype):
             out[column] = out[column].astype(str)
@@ -83,16 +84,16 @@ def test_the_factory_builds_every_sink_for_any_provider() -> None:
     built = {a.key.to_user_string(): a for a in build_change_assets(spec)}
     assert set(built) == {
         "azure/delta",
-        "history/azure",
-        "timestream/azure",
-        "latest/azure",
-        "history_daily/azure",
+        "azure/history",
+        "azure/timestream",
+        "azure/latest",
+        "azure/history_daily",
     }
-    latest_deps = {k.to_user_string() for k in built["latest/azure"].asset_deps[built["latest/azure"].key]}
-    assert latest_deps == {"azure/merged", "history/azure", "timestream/azure"}
+    latest_deps = {k.to_user_string() for k in built["azure/latest"].asset_deps[built["azure/latest"].key]}
+    assert latest_deps == {"azure/merged", "azure/history", "azure/timestream"}
     assert spec.timestream_mapping().measure_name == "azure_values"
-    assert "timestream" in built["timestream/azure"].required_resource_keys
-    check_specs = list(built["timestream/azure"].check_specs)
+    assert "timestream" in built["azure/timestream"].required_resource_keys
+    check_specs = list(built["azure/timestream"].check_specs)
     assert [c.name for c in check_specs] == ["no_rejected_records"] and check_specs[0].blocking
 
 
@@ -122,12 +123,12 @@ def test_an_azure_shaped_provider_reaches_every_sink(tmp_path: Path) -> None:
     sink = LocalTimestream(root=lake.root)
     result = dg.materialize(
         build_change_assets(spec),
-        selection=["azure/delta", "history/azure", "timestream/azure", "latest/azure"],
+        selection=["azure/delta", "azure/history", "azure/timestream", "azure/latest"],
         partition_key=window,
         resources={"lake": lake, "azure_api": _Api(), "timestream": sink},
     )
     assert all(checks(result).values())
-    assert metadata(result, "timestream/azure")["target"] == "spotlake.azure"
+    assert metadata(result, "azure/timestream")["target"] == "spotlake.azure"
     stored = sink.stored("azure")
     assert len(stored) == 2 and stored[0]["MeasureName"] == "azure_values"
     assert [d["Name"] for d in stored[0]["Dimensions"]] == list(keys_)
@@ -165,8 +166,8 @@ def test_compaction_keeps_reconstruction_exact(six_windows: LocalLake, tmp_path:
     lake = lake_at(tmp_path / "copy")
     for key, data in files(six_windows, "").items():
         lake.write_bytes(key, data)
-    result = run(lake, ["history_daily/aws"], DAY)
-    meta = metadata(result, "history_daily/aws")
+    result = run(lake, ["aws/history_daily"], DAY)
+    meta = metadata(result, "aws/history_daily")
     assert meta["windows"] == 6 and meta["manifest_status"] == "published"
     # Six of 144 windows: the day is incomplete, which is a warning, not a failure.
     (evaluation,) = result.get_asset_check_evaluations()
@@ -207,7 +208,7 @@ def test_running_a_window_twice_duplicates_nothing(tmp_path: Path, clean_two_win
     run(lake, WINDOW_ASSETS, WINDOWS[0])
     run(lake, WINDOW_ASSETS, WINDOWS[1])
     again = run(lake, WINDOW_ASSETS, WINDOWS[1])
-    assert metadata(again, "timestream/aws")["records_rejected"] == 0
+    assert metadata(again, "aws/timestream")["records_rejected"] == 0
     assert sink_state(lake) == clean_two_windows
 
 
@@ -244,8 +245,8 @@ def test_a_run_killed_between_timestream_and_latest_reruns_to_one_clean_run(
     assert lake.read_bytes(keys.latest_key("aws")) == latest_before
     assert lake.list_keys("timestream/spotlake/aws/2026/03/01/00-10")
     rerun = run(lake, WINDOW_ASSETS, WINDOWS[1])
-    assert metadata(rerun, "history/aws")["status"] in {"written", "already written (identical)"}
-    assert metadata(rerun, "timestream/aws")["records_rejected"] == 0
+    assert metadata(rerun, "aws/history")["status"] in {"written", "already written (identical)"}
+    assert metadata(rerun, "aws/timestream")["records_rejected"] == 0
     assert sink_state(lake) == clean_two_windows
 
 
@@ -304,12 +305,12 @@ def test_an_interrupted_run_with_the_boto3_client_reruns_to_one_clean_run(tmp_pa
     build_day(broken)
     run(broken, WINDOW_ASSETS, WINDOWS[0], timestream=sink)
     failed = run(broken, WINDOW_ASSETS, WINDOWS[1], timestream=sink, raise_on_error=False)
-    assert not failed.success and "timestream/aws" in materialized(failed)
-    assert "latest/aws" not in materialized(failed)
+    assert not failed.success and "aws/timestream" in materialized(failed)
+    assert "aws/latest" not in materialized(failed)
     sent_before_rerun = len(service.sent)
     fixed = lake_at(tmp_path / "broken")
     rerun = run(fixed, WINDOW_ASSETS, WINDOWS[1], timestream=sink)
-    assert metadata(rerun, "timestream/aws")["records_rejected"] == 0
+    assert metadata(rerun, "aws/timestream")["records_rejected"] == 0
     # The rerun sends the window again (same Version), and Timestream keeps one record per key.
     assert len(service.sent) > sent_before_rerun
     assert service.stored() == clean_service.stored()
@@ -331,14 +332,14 @@ def test_rejected_records_fail_the_blocking_check_and_keep_latest(tmp_path: Path
         if key.endswith("00-10-00.jsonl"):
             lake.write_bytes(key, data.replace(sps, sps + b"1"))
     result = run(lake, WINDOW_ASSETS, WINDOWS[1], raise_on_error=False)
-    meta = metadata(result, "timestream/aws")
+    meta = metadata(result, "aws/timestream")
     assert (
         meta["records_rejected"] > 0 and meta["records_rejected"] == meta["rows"] - meta["records_ingested"]
     )
     assert "equal or higher version" in next(iter(meta["rejection_reasons"]))
     assert meta["rejected_records"][0]["existing_version"] == meta["version"]
-    assert checks(result)["timestream/aws:no_rejected_records"] is False
-    assert "latest/aws" not in materialized(result)
+    assert checks(result)["aws/timestream:no_rejected_records"] is False
+    assert "aws/latest" not in materialized(result)
     assert lake.read_bytes(keys.latest_key("aws")) == latest_before
     # A deliberate revision (higher Version) goes through.
     revised = run(
@@ -348,12 +349,12 @@ def test_rejected_records_fail_the_blocking_check_and_keep_latest(tmp_path: Path
         run_config={
             "ops": {
                 "aws__sps": {"config": {"backoff_initial_s": 0.001, "backoff_max_s": 0.002}},
-                "timestream__aws": {"config": {"revision": 1}},
+                "aws__timestream": {"config": {"revision": 1}},
             }
         },
     )
-    assert metadata(revised, "timestream/aws")["records_rejected"] == 0
-    assert "latest/aws" in materialized(revised)
+    assert metadata(revised, "aws/timestream")["records_rejected"] == 0
+    assert "aws/latest" in materialized(revised)
 
 
 # --- first windows ------------------------------------------------------------------------------------------
@@ -377,3 +378,31 @@ def test_missing_and_corrupt_previous_states_are_explicit_first_windows(
     )
     assert meta["rows"] == len(read_frame(lake, keys.merged_key("aws", WINDOWS[1])))
     assert any("treating as the first window" in r.getMessage() for r in caplog.records)
+
+
+def test_compaction_of_the_closed_day_fires_at_00_30_despite_its_history_dependency() -> None:
+    """history_daily declares its lineage (history → history_daily) yet is still requested at 00:30: the
+    day's history windows were all written before the tick, so `on_cron`'s "deps updated since the tick"
+    part would never hold."""
+    from datetime import UTC, datetime, timedelta
+
+    spec = ChangeSpec("aws", KEY_COLUMNS, ("SPS",), api_resource_key="aws_api")
+    assets = build_change_assets(spec)
+    daily = dg.AssetKey(["aws", "history_daily"])
+    (compaction,) = [a for a in assets if a.key == daily]
+    assert dg.AssetKey(["aws", "history"]) in compaction.asset_deps[daily]
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    # Evaluating conditions runs nothing: the resources only have to exist.
+    unused = {key: dg.ResourceDefinition.none_resource() for key in ("lake", "aws_api", "timestream")}
+    defs = dg.with_resources(assets, unused)
+    with dg.instance_for_test() as instance:
+        before = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=today + timedelta(minutes=20)
+        )
+        after = dg.evaluate_automation_conditions(
+            defs=defs,
+            instance=instance,
+            evaluation_time=today + timedelta(minutes=31),
+            cursor=before.cursor,
+        )
+    assert after.get_requested_partitions(daily) == {(today - timedelta(days=1)).strftime("%Y-%m-%d")}

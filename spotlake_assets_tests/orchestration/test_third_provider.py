@@ -263,9 +263,9 @@ def test_a_third_provider_from_the_contract_runs_workload_to_sinks(tmp_path: Pat
         "gcp/price",
         "gcp/merged",
         "gcp/delta",
-        "history/gcp",
-        "timestream/gcp",
-        "latest/gcp",
+        "gcp/history",
+        "gcp/timestream",
+        "gcp/latest",
     }
     merged = _metadata(first, "gcp/merged")
     assert merged["dropped_rows"] == {DROPPED_UNPLANNED: 1} and merged["first_window"] is True

@@ -32,9 +32,9 @@ WINDOW_ASSETS = [
     "aws/spot_price",
     "aws/merged",
     "aws/delta",
-    "history/aws",
-    "timestream/aws",
-    "latest/aws",
+    "aws/history",
+    "aws/timestream",
+    "aws/latest",
 ]
 FAST_SPS = {"ops": {"aws__sps": {"config": {"backoff_initial_s": 0.001, "backoff_max_s": 0.002}}}}
 

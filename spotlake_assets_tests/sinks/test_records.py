@@ -64,6 +64,8 @@ def test_aws_records_match_spotlakes_table_layout() -> None:
         ],
         "MeasureValues": [
             {"Name": "SPS", "Value": "3", "Type": "BIGINT"},
+            # aws_delta() predates the column: the documented fill (single-node) is sent.
+            {"Name": "SPSCapacity", "Value": "1", "Type": "BIGINT"},
             {"Name": "T3", "Value": "45", "Type": "BIGINT"},
             {"Name": "T2", "Value": "50", "Type": "BIGINT"},
             {"Name": "IF", "Value": "2.5", "Type": "DOUBLE"},
@@ -78,6 +80,16 @@ def test_aws_records_match_spotlakes_table_layout() -> None:
         records.labels[2]
         == "InstanceType=c5.xlarge, Region=eu-west-1, AZ=euw1-az3, OndemandPrice=-1.0, Ceased=False"
     )
+
+
+def test_the_capacity_of_each_score_is_a_measure() -> None:
+    frame = aws_delta()
+    frame.insert(list(frame.columns).index("SPS") + 1, "SPSCapacity", np.int64(25))
+    records = build_records(frame, AWS_MAPPING, WINDOW, version=1)
+    assert {"Name": "SPSCapacity", "Value": "25", "Type": "BIGINT"} in records.records[0]["MeasureValues"]
+    azure = default_mapping("azure", ("InstanceType",), ("Score", "T3"))
+    assert [m.name for m in azure.measures] == ["Score", "ScoreCount", "T3", "Ceased"]
+    assert next(m for m in azure.measures if m.name == "ScoreCount").type == "BIGINT"
 
 
 def test_missing_values_are_left_out_not_sent_as_nan() -> None:
@@ -148,6 +160,7 @@ def test_azure_default_mapping_uses_its_keys_and_types_measures_from_dtypes() ->
     types = {m["Name"]: m["Type"] for m in record["MeasureValues"]}
     assert types == {
         "Score": "BIGINT",
+        "ScoreCount": "BIGINT",  # filled: the frame predates the column
         "T3": "BIGINT",
         "T2": "BIGINT",
         "IF": "DOUBLE",
@@ -181,7 +194,7 @@ def test_timestamp_measures_are_epoch_milliseconds() -> None:
 
 
 def test_unmapped_columns_and_empty_rows_fail_clearly() -> None:
-    with pytest.raises(ValueError, match=r"lacks columns \['SPS'\]"):
+    with pytest.raises(ValueError, match=r"lacks columns \['SPS', 'SPSCapacity'\]"):
         build_records(aws_delta().drop(columns=["SPS"]), AWS_MAPPING, WINDOW, version=1)
     mapping = TimestreamMapping("t", "v", ("K",), (MeasureSpec("M", "DOUBLE"),))
     with pytest.raises(ValueError, match="no measure value"):

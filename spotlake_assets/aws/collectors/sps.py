@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from spotlake_assets.aws import frames
 from spotlake_assets.aws.budget import CredentialLedger, CredentialPoolExhausted
 from spotlake_assets.aws.constants import KEY_COLUMNS, PROVIDER, SPS_COLUMNS
 from spotlake_assets.aws.models import ConfigLimitExceeded, Credential, SpsQuery, SpsScore, Throttled
@@ -159,7 +160,7 @@ class _GroupRunner:
 
     def _resume(self, key: str) -> tuple[pd.DataFrame | None, str]:
         """The group's checkpoint if it is sound; otherwise None and what was moved aside."""
-        checkpoint = read_checkpoint(self.lake, key, SPS_COLUMNS)
+        checkpoint = read_checkpoint(self.lake, key, frames.SPS)
         if checkpoint.frame is None:
             return None, checkpoint.moved_aside
         problem = checkpoint_problem(checkpoint.frame, self.capacity)
@@ -215,7 +216,7 @@ class _GroupRunner:
             write_frame(self.lake, key, frame, create_only=True)
         except PreconditionFailed:
             # A concurrent attempt finished this group first: its checkpoint is the record.
-            frame = read_frame(self.lake, key, SPS_COLUMNS)
+            frame = read_frame(self.lake, key, frames.SPS)
         return GroupOutcome(group, frame, calls, retries, frozenset(used), moved_aside=moved_aside)
 
     def _query(self, credential: Credential, query: SpsQuery) -> tuple[list[SpsScore], int, int]:

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import tenacity
 
+from spotlake_assets.azure import frames
 from spotlake_assets.azure.budget import EndpointBudget, InvalidRegistry
 from spotlake_assets.azure.collectors.prices import split_sku
 from spotlake_assets.azure.constants import PROVIDER, REGIONAL_ZONE, SCORES, SPS_COLUMNS
@@ -342,7 +343,7 @@ class _Collector:
 
     def batch(self, requests: Sequence[SpsRequest]) -> _BatchResult:
         key = checkpoint_key(self.partition_key, self.desired_count, requests)
-        found = read_checkpoint(self.lake, key, SPS_COLUMNS)
+        found = read_checkpoint(self.lake, key, frames.SPS)
         if found.frame is not None:
             return _BatchResult(frame=found.frame, resumed=True)
         result = _BatchResult(moved_aside=found.moved_aside)
@@ -364,7 +365,7 @@ class _Collector:
             write_frame(self.lake, key, result.frame, create_only=True)
         except PreconditionFailed:
             # A concurrent attempt finished this batch first: its checkpoint is the record.
-            theirs = read_checkpoint(self.lake, key, SPS_COLUMNS)
+            theirs = read_checkpoint(self.lake, key, frames.SPS)
             if theirs.frame is not None:
                 result.frame = theirs.frame
         return result
