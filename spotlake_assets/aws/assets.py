@@ -5,21 +5,12 @@ metadata and checks), and the merge step the shared builder (`orchestration/prov
 # No `from __future__ import annotations`: Dagster inspects the runtime annotations of asset functions.
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from spotlake_assets.aws import frames
 from spotlake_assets.aws.budget import CredentialLedger
-from spotlake_assets.aws.collectors.catalogue import collect_catalogue
-from spotlake_assets.aws.collectors.interruption_frequency import (
-    MalformedAdvisorDocument,
-    collect_interruption_frequency,
-    uncovered_regions,
-)
-from spotlake_assets.aws.collectors.ondemand_price import collect_ondemand_prices
-from spotlake_assets.aws.collectors.spot_price import collect_spot_prices
-from spotlake_assets.aws.collectors.sps import SpsCollectionIncomplete, ThrottlePolicy, collect_sps
 from spotlake_assets.aws.constants import (
     IF_COLUMNS,
     KEY_COLUMNS,
@@ -28,16 +19,8 @@ from spotlake_assets.aws.constants import (
     SPOT_PRICE_COLUMNS,
 )
 from spotlake_assets.aws.credentials import AwsCredentialPool
-from spotlake_assets.aws.merge import DROPPED_UNKNOWN_AZ, merge_snapshot
 from spotlake_assets.aws.models import AvailabilityZone, AwsApiError, DownloadFailed, SpsQuery
 from spotlake_assets.aws.resources import AwsApi
-from spotlake_assets.aws.workload import (
-    PlanCoverage,
-    plan_coverage,
-    plan_workload,
-    queries_from_frame,
-    workload_frame,
-)
 from spotlake_assets.domain.validation import MalformedResponse
 from spotlake_assets.domain.windows import capacity_for_window, day_key_of_window, window_start
 from spotlake_assets.orchestration.metrics import Stopwatch
@@ -71,6 +54,12 @@ from spotlake_assets.storage.errors import LakeKeyNotFound
 from spotlake_assets.storage.frames import read_frame, write_frame
 from spotlake_assets.storage.lake import LakeResource
 
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from spotlake_assets.aws.workload import PlanCoverage
+
 GROUP = PROVIDER
 WORKLOAD = dg.AssetKey([PROVIDER, "workload"])
 SPS = dg.AssetKey([PROVIDER, "sps"])
@@ -80,29 +69,31 @@ ONDEMAND = dg.AssetKey([PROVIDER, "ondemand_price"])
 ZONE_COLUMNS = ("Region", "ZoneName", "ZoneId")
 
 
-def zones_frame(zones: tuple[AvailabilityZone, ...]) -> pd.DataFrame:
+def zones_frame(zones: tuple[AvailabilityZone, ...]) -> "pd.DataFrame":
+    import pandas as pd
+
     rows = [(z.region, z.name, z.zone_id) for z in zones]
     return pd.DataFrame(rows, columns=list(ZONE_COLUMNS)).sort_values("ZoneId", ignore_index=True)
 
 
-def zones_from_frame(frame: pd.DataFrame) -> tuple[AvailabilityZone, ...]:
+def zones_from_frame(frame: "pd.DataFrame") -> tuple[AvailabilityZone, ...]:
     return tuple(AvailabilityZone(r, n, i) for r, n, i in frame[list(ZONE_COLUMNS)].itertuples(index=False))
 
 
-def _day_zones(lake: LakeResource, day: str) -> pd.DataFrame | None:
+def _day_zones(lake: LakeResource, day: str) -> "pd.DataFrame | None":
     try:
         return read_frame(lake, keys.zones_key(PROVIDER, day), frames.ZONES)
     except LakeKeyNotFound:
         return None
 
 
-def _zones_by_region(zones: pd.DataFrame | None) -> dict[str, list[str]]:
+def _zones_by_region(zones: "pd.DataFrame | None") -> dict[str, list[str]]:
     if zones is None:
         return {}
     return {str(r): sorted(map(str, g)) for r, g in zones.groupby("Region")["ZoneId"]}
 
 
-def _coverage_check(name: str, coverage: PlanCoverage) -> dg.AssetCheckResult:
+def _coverage_check(name: str, coverage: "PlanCoverage") -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=name,
         passed=coverage.missing == 0,
@@ -116,6 +107,8 @@ def _coverage_check(name: str, coverage: PlanCoverage) -> dg.AssetCheckResult:
 
 
 def _day_queries(lake: LakeResource, day: str) -> tuple[SpsQuery, ...]:
+    from spotlake_assets.aws.workload import queries_from_frame
+
     with needs_daily_inputs(PROVIDER, day):
         return queries_from_frame(read_frame(lake, keys.workload_key(PROVIDER, day), frames.WORKLOAD))
 
@@ -141,6 +134,9 @@ def _day_queries(lake: LakeResource, day: str) -> tuple[SpsQuery, ...]:
 def aws_workload(
     context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
 ) -> dg.MaterializeResult:
+    from spotlake_assets.aws.collectors.catalogue import collect_catalogue
+    from spotlake_assets.aws.workload import plan_workload, workload_frame
+
     watch = Stopwatch()
     catalogue = collect_catalogue(aws_api)
     plan = plan_workload(catalogue.offerings)
@@ -229,6 +225,9 @@ def aws_sps(
     aws_credentials: AwsCredentialPool,
     lake: LakeResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+    from spotlake_assets.aws.collectors.sps import SpsCollectionIncomplete, ThrottlePolicy, collect_sps
+    from spotlake_assets.aws.workload import plan_coverage
+
     watch = Stopwatch()
     pk = context.partition_key
     if cannot_observe(aws_api, pk, context):
@@ -328,6 +327,11 @@ def _report_moved_aside(
 def aws_interruption_frequency(
     context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+    from spotlake_assets.aws.collectors.interruption_frequency import (
+        MalformedAdvisorDocument,
+        collect_interruption_frequency,
+    )
+
     watch = Stopwatch()
     pk = context.partition_key
     if cannot_observe(aws_api, pk, context):
@@ -368,9 +372,11 @@ def aws_interruption_frequency(
     )
 
 
-def _regions_check(lake: LakeResource, day: str, frame: pd.DataFrame) -> dg.AssetCheckResult:
+def _regions_check(lake: LakeResource, day: str, frame: "pd.DataFrame") -> dg.AssetCheckResult:
     """Every region of the day's workload must be in the advisor document: a missing one leaves IF -1 on
     all its pools. WARN, not blocking: -1 is an explicit gap in the published data, never a wrong value."""
+    from spotlake_assets.aws.collectors.interruption_frequency import uncovered_regions
+
     zones = _day_zones(lake, day)
     if zones is None:
         return dg.AssetCheckResult(
@@ -414,6 +420,8 @@ def _regions_check(lake: LakeResource, day: str, frame: pd.DataFrame) -> dg.Asse
 def aws_spot_price(
     context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
 ) -> dg.MaterializeResult:
+    from spotlake_assets.aws.collectors.spot_price import collect_spot_prices
+
     watch = Stopwatch()
     note_replay(context, aws_api, context.partition_key)
     day = day_key_of_window(context.partition_key)
@@ -456,6 +464,8 @@ def aws_spot_price(
 def aws_ondemand_price(
     context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
 ) -> dg.MaterializeResult:
+    from spotlake_assets.aws.collectors.ondemand_price import collect_ondemand_prices
+
     watch = Stopwatch()
     regions = aws_api.regions()
     result = collect_ondemand_prices(aws_api, regions)
@@ -492,6 +502,9 @@ NUMERIC_INPUT_COLUMNS = frozenset({"IF", "SpotPrice", "OndemandPrice"})
 def merge_window(window: MergeWindow) -> MergeOutcome:
     """Read the window's inputs (IF, spot and on-demand prices may be overdue gaps) and merge them; the
     guard of what only AWS knows: every (type, AZ) pair the workload planned has a score."""
+    from spotlake_assets.aws.merge import DROPPED_UNKNOWN_AZ, merge_snapshot
+    from spotlake_assets.aws.workload import plan_coverage
+
     pk, day, capacity = window.partition_key, window.day, window.capacity
     lake = window.lake
     sps = read_frame(lake, keys.sps_key(PROVIDER, pk, capacity), frames.SPS)

@@ -8,7 +8,6 @@ import io
 import logging
 from typing import Literal, TypeVar
 
-import boto3
 import dagster as dg
 
 from spotlake_assets.aws.models import Credential
@@ -91,6 +90,9 @@ class AwsCredentialPool(dg.ConfigurableResource):  # type: ignore[type-arg]
         return f"simulated:{self.simulated_size}"
 
     def load(self, lake: LakeResource) -> list[Credential]:
+        # Imported here, not at module level: loading the definitions must not pay for it.
+        import boto3
+
         if self.source == "simulated":
             # Imported here: the simulation (and its catalogue) is only loaded where it is used.
             from spotlake_assets.aws.simulation import simulated_credentials

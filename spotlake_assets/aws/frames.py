@@ -8,8 +8,9 @@ delta) carry their ranges too."""
 
 from __future__ import annotations
 
-from spotlake_assets.domain.delta import CEASED_COLUMN
-from spotlake_assets.domain.scores import with_score_capacity
+from typing import TYPE_CHECKING
+
+from spotlake_assets.domain.columns import CEASED_COLUMN
 from spotlake_assets.storage.frame_types import (
     FrameType,
     boolean,
@@ -20,6 +21,17 @@ from spotlake_assets.storage.frame_types import (
     text,
     timestamp,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def with_score_capacity(frame: pd.DataFrame) -> pd.DataFrame:
+    """`domain.scores.with_score_capacity`, imported on first read: loading the definitions skips pandas."""
+    from spotlake_assets.domain.scores import with_score_capacity as fill
+
+    return fill(frame)
+
 
 _TYPE = text("InstanceType", "EC2 instance type, e.g. m5.large")
 _REGION = text("Region", "region code, e.g. us-east-1")

@@ -15,13 +15,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 import dagster as dg
 import tenacity
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from pydantic import PrivateAttr
 
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
 if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
     # Type stubs only (dev dependency): never imported at run time.
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_pricing import PricingClient
@@ -163,6 +164,8 @@ def _region_errors(region: str, operation: str) -> Iterator[None]:
     Reaching here means botocore's retry mode already gave up, so the failure is persistent for this run.
     Parameter validation errors are bugs in this module and propagate unchanged.
     """
+    from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
     try:
         yield
     except ClientError as exc:
@@ -320,6 +323,8 @@ class Boto3AwsApi(AwsApi):
 
         Tests activate a `botocore.stub.Stubber` on the client this returns: the resource then uses it.
         """
+        import boto3
+
         key = (service, region, credential)
         with self._lock:
             client = self._clients.get(key)
@@ -413,6 +418,8 @@ class Boto3AwsApi(AwsApi):
         window_start: datetime,
     ) -> list[SpsScore]:
         """See `AwsApi.spot_placement_scores`. ``window_start`` is ignored: AWS only scores "now"."""
+        from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
         if credential.access_key_id.startswith(SIMULATED_KEY_PREFIX):
             # A simulated pool wired to the real API (a misconfigured resource set): say so before AWS does.
             raise CredentialRefused(

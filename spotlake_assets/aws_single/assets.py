@@ -9,11 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import pandas as pd
 
-from spotlake_assets.aws.collectors.catalogue import collect_catalogue
-from spotlake_assets.aws.collectors.interruption_frequency import collect_interruption_frequency
-from spotlake_assets.aws.collectors.sps import scores_to_frame
 from spotlake_assets.aws.constants import (
     IF_COLUMNS,
     KEY_COLUMNS,
@@ -24,14 +20,10 @@ from spotlake_assets.aws.constants import (
 from spotlake_assets.aws.credentials import AwsCredentialPool
 from spotlake_assets.aws.models import AwsApiError, ConfigLimitExceeded, Throttled
 from spotlake_assets.aws.resources import AwsApi
-from spotlake_assets.aws.workload import WorkloadPlan, plan_workload, queries_from_frame, workload_frame
 from spotlake_assets.aws_single import constants as c
 from spotlake_assets.aws_single.budget import EXHAUSTED, REPEAT, ConfigurationLedger, configuration_id
-from spotlake_assets.aws_single.history import read_changes
-from spotlake_assets.aws_single.images import AmiLookup, NoImage, specs_frame
 from spotlake_assets.aws_single.launch import TIMEOUT_S, measure_launch, sweep
 from spotlake_assets.aws_single.notify import Report, ReportNotifier, deliveries_metadata
-from spotlake_assets.aws_single.report import launch_pairs, markdown_table, report_markdown, top_k_png
 from spotlake_assets.aws_single.resources import Ec2Lab
 from spotlake_assets.domain import selection as sel
 from spotlake_assets.domain.windows import (
@@ -94,6 +86,8 @@ def _previous_day(day: str) -> str:
 def aws_instance_architectures(
     context: dg.AssetExecutionContext, aws_api: AwsApi, aws_ec2: Ec2Lab, lake: LakeResource
 ) -> dg.MaterializeResult:
+    from spotlake_assets.aws_single.images import specs_frame
+
     watch = Stopwatch()
     regions = aws_api.regions()
     rows = {
@@ -134,6 +128,9 @@ def aws_instance_architectures(
 def aws_amis(
     context: dg.AssetExecutionContext, aws_api: AwsApi, aws_ec2: Ec2Lab, lake: LakeResource
 ) -> dg.MaterializeResult:
+    # Imported here, not at module level: loading the definitions must not pay for it.
+    import pandas as pd
+
     watch = Stopwatch()
     rows: list[tuple[str, str, str]] = []
     failed: dict[str, str] = {}
@@ -189,6 +186,13 @@ class SelectionConfig(dg.Config):
 def aws_single_selection(
     context: dg.AssetExecutionContext, config: SelectionConfig, aws_api: AwsApi, lake: LakeResource
 ) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from spotlake_assets.aws.collectors.catalogue import collect_catalogue
+    from spotlake_assets.aws.workload import WorkloadPlan, plan_workload, workload_frame
+    from spotlake_assets.aws_single.history import read_changes
+    from spotlake_assets.aws_single.report import markdown_table
+
     watch = Stopwatch()
     day = context.partition_key
     catalogue = collect_catalogue(aws_api)
@@ -284,6 +288,11 @@ def aws_single_sps(
     aws_credentials: AwsCredentialPool,
     lake: LakeResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+    import pandas as pd
+
+    from spotlake_assets.aws.collectors.sps import scores_to_frame
+    from spotlake_assets.aws.workload import queries_from_frame
+
     watch = Stopwatch()
     pk = context.partition_key
     if cannot_observe(aws_api, pk):
@@ -355,6 +364,8 @@ def aws_single_sps(
 def aws_single_interruption_frequency(
     context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+    from spotlake_assets.aws.collectors.interruption_frequency import collect_interruption_frequency
+
     watch = Stopwatch()
     pk = context.partition_key
     if cannot_observe(aws_api, pk):
@@ -414,6 +425,8 @@ def _collected_capacity(lake: LakeResource, pk: str) -> int:
 def aws_single_merged(
     context: dg.AssetExecutionContext, aws_api: AwsApi, lake: LakeResource
 ) -> dg.MaterializeResult:
+    import pandas as pd
+
     from spotlake_assets.aws.merge import merge_snapshot
     from spotlake_assets.orchestration.pipeline import read_previous_state
 
@@ -484,6 +497,9 @@ def aws_single_daily_score(
     lake: LakeResource,
     report_notifier: ReportNotifier,
 ) -> dg.MaterializeResult:
+    from spotlake_assets.aws_single.history import read_changes
+    from spotlake_assets.aws_single.report import report_markdown, top_k_png
+
     watch = Stopwatch()
     day = context.partition_key
     as_of = day_start(day)
@@ -562,6 +578,11 @@ def _charge_hours(lake: LakeResource, day: str, hours: float, cap: float) -> boo
 def aws_single_launch_time(
     context: dg.AssetExecutionContext, config: LaunchConfig, aws_ec2: Ec2Lab, lake: LakeResource
 ) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from spotlake_assets.aws_single.images import AmiLookup, NoImage
+    from spotlake_assets.aws_single.report import launch_pairs, markdown_table
+
     watch = Stopwatch()
     pk = context.partition_key
     day = day_key_of_window(pk)

@@ -14,10 +14,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-import boto3
 import dagster as dg
-from slack_sdk.errors import SlackClientError
-from slack_sdk.webhook import WebhookClient
 
 from spotlake_assets.storage.botocore_config import client_config
 
@@ -85,6 +82,9 @@ class ReportNotifier(dg.ConfigurableResource):  # type: ignore[type-arg]
         return Delivery("smtp", "sent", f"{self.smtp_host}:{self.smtp_port}")
 
     def _ses(self, report: Report) -> Delivery:
+        # Imported here, not at module level: loading the definitions must not pay for it.
+        import boto3
+
         if not (self.ses_region and self.mail_from and _recipients(self.mail_to)):
             return Delivery("ses", "skipped", "SES region, sender or recipients not configured")
         client: Any = boto3.session.Session().client(
@@ -101,6 +101,9 @@ class ReportNotifier(dg.ConfigurableResource):  # type: ignore[type-arg]
         return Delivery("ses", "sent", str(answer.get("MessageId", "")))
 
     def _slack(self, report: Report) -> Delivery:
+        from slack_sdk.errors import SlackClientError
+        from slack_sdk.webhook import WebhookClient
+
         if not self.slack_webhook_url:
             return Delivery("slack", "skipped", "no webhook configured")
         client = WebhookClient(self.slack_webhook_url, timeout=max(1, round(self.timeout_s)))

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import dagster as dg
 from pydantic import PrivateAttr
 
@@ -124,6 +123,9 @@ class Boto3Ec2Lab(Ec2Lab):
         return False
 
     def _client(self, service: str, region: str) -> Any:
+        # Imported here, not at module level: loading the definitions must not pay for it.
+        import boto3
+
         with self._lock:
             client = self._clients.get((service, region))
             if client is None:

@@ -8,13 +8,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 
 from spotlake_assets.azure import frames
 from spotlake_assets.azure.budget import EndpointBudget, InvalidRegistry, plan_exclusions
-from spotlake_assets.azure.collectors.interruption_frequency import collect_interruption_frequency
-from spotlake_assets.azure.collectors.prices import collect_prices, empty_price_frame
-from spotlake_assets.azure.collectors.sps import RetryPolicy, collect_sps
 from spotlake_assets.azure.constants import (
     ENDPOINT_COLUMNS,
     IF_COLUMNS,
@@ -24,7 +20,6 @@ from spotlake_assets.azure.constants import (
     PROVIDER,
 )
 from spotlake_assets.azure.credentials import AzureCredentials
-from spotlake_assets.azure.merge import merge_snapshot
 from spotlake_assets.azure.models import (
     AuthenticationFailed,
     Endpoint,
@@ -35,14 +30,6 @@ from spotlake_assets.azure.models import (
     TransientError,
 )
 from spotlake_assets.azure.resources import AzureApi
-from spotlake_assets.azure.workload import (
-    plan_requests,
-    planned_pairs,
-    planned_universe,
-    requests_from_frame,
-    uncovered_pairs,
-    workload_frame,
-)
 from spotlake_assets.domain.windows import capacity_for_window, day_key_of_window, day_start, window_start
 from spotlake_assets.orchestration.metrics import Stopwatch
 from spotlake_assets.orchestration.partitions import (
@@ -120,6 +107,18 @@ def azure_workload(
     azure_credentials: AzureCredentials,
     lake: LakeResource,
 ) -> dg.MaterializeResult:
+    # Imported here, not at module level: loading the definitions must not pay for it.
+    import pandas as pd
+
+    from spotlake_assets.azure.collectors.prices import collect_prices
+    from spotlake_assets.azure.workload import (
+        plan_requests,
+        planned_pairs,
+        planned_universe,
+        uncovered_pairs,
+        workload_frame,
+    )
+
     watch = Stopwatch()
     day = context.partition_key
     login = azure_credentials.load()
@@ -254,6 +253,9 @@ def azure_sps(
     azure_credentials: AzureCredentials,
     lake: LakeResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+    from spotlake_assets.azure.collectors.sps import RetryPolicy, collect_sps
+    from spotlake_assets.azure.workload import requests_from_frame
+
     watch = Stopwatch()
     pk = context.partition_key
     if cannot_observe(azure_api, pk, context):
@@ -383,6 +385,8 @@ def azure_interruption_frequency(
     azure_credentials: AzureCredentials,
     lake: LakeResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+    from spotlake_assets.azure.collectors.interruption_frequency import collect_interruption_frequency
+
     watch = Stopwatch()
     pk = context.partition_key
     if cannot_observe(azure_api, pk, context):
@@ -442,6 +446,8 @@ def azure_interruption_frequency(
 def azure_price(
     context: dg.AssetExecutionContext, azure_api: AzureApi, lake: LakeResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+    from spotlake_assets.azure.collectors.prices import collect_prices
+
     watch = Stopwatch()
     pk = context.partition_key
     if cannot_observe(azure_api, pk, context):
@@ -494,6 +500,9 @@ def merge_inputs(partition_key: str) -> list[str]:
 def merge_window(window: MergeWindow) -> MergeOutcome:
     """Read the window's inputs (price and IF may be overdue gaps) and merge them; the guard of what only
     Azure has: the joins did not collapse."""
+    from spotlake_assets.azure.collectors.prices import empty_price_frame
+    from spotlake_assets.azure.merge import merge_snapshot
+
     pk, count = window.partition_key, window.capacity
     sps = read_frame(window.lake, keys.sps_key(PROVIDER, pk, count), frames.SPS)
     price = window.optional(keys.spot_price_key(PROVIDER, pk), empty_price_frame(), frames.PRICE)

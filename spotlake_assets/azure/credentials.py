@@ -7,9 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import boto3
 import dagster as dg
-from botocore.exceptions import BotoCoreError, ClientError
 
 from spotlake_assets.azure.models import AzureLogin
 from spotlake_assets.storage.botocore_config import client_config
@@ -104,6 +102,10 @@ class AzureCredentials(dg.ConfigurableResource):  # type: ignore[type-arg]
         return self._from_dynamodb()
 
     def _from_dynamodb(self) -> AzureLogin:
+        # Imported here, not at module level: loading the definitions must not pay for it.
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
         source = self.describe()
         table = (
             boto3.session.Session()

@@ -15,21 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import dagster as dg
-from azure.core import PipelineClient
-from azure.core.credentials import TokenCredential
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.core.pipeline import policies
-from azure.core.rest import HttpRequest, HttpResponse
 from pydantic import PrivateAttr
 
 from spotlake_assets.azure.constants import (
@@ -61,6 +50,11 @@ from spotlake_assets.azure.models import (
     checked_placement_score,
 )
 from spotlake_assets.domain.validation import normalise_name
+
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.core.rest import HttpResponse
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +334,9 @@ class AzureSdkApi(AzureApi):
             return credential
 
     def _client(self, kind: str, login: AzureLogin | None) -> Any:
+        from azure.core import PipelineClient
+        from azure.core.pipeline import policies
+
         with self._lock:
             client = self._clients.get((kind, login))
         if client is not None:
@@ -388,6 +385,9 @@ class AzureSdkApi(AzureApi):
 
     # -- retail prices -------------------------------------------------------------------------------------
     def _price_chain(self, region: str | None) -> tuple[list[RetailPrice], int]:
+        from azure.core.exceptions import AzureError
+        from azure.core.rest import HttpRequest
+
         client = self._client("prices", None)
         url: str | None = retail_prices_url(self.retail_prices_url, region)
         seen: set[str] = set()
@@ -492,6 +492,9 @@ class AzureSdkApi(AzureApi):
         )
 
     def _post(self, login: AzureLogin, endpoint: Endpoint, body: dict[str, Any]) -> HttpResponse:
+        from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
+        from azure.core.rest import HttpRequest
+
         client = self._client("sps", login)
         request = HttpRequest("POST", self._sps_url(endpoint), json=body)
         try:
@@ -578,6 +581,13 @@ class AzureSdkApi(AzureApi):
 @contextmanager
 def _arm_errors(operation: str) -> Iterator[None]:
     """SDK exceptions (already retried by the client's RetryPolicy) → the resource's errors."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
     try:
         yield
     except ClientAuthenticationError as exc:

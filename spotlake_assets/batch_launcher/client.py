@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-import boto3
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from spotlake_assets.storage.botocore_config import client_config
 
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
 if TYPE_CHECKING:
     from mypy_boto3_batch.client import BatchClient as Boto3BatchClient
     from mypy_boto3_batch.type_defs import (
@@ -43,8 +42,15 @@ T = TypeVar("T")
 THROTTLING_CODES: Final = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded"}
 )
-# Transport failures after which a read or an idempotent call may simply be repeated.
-TRANSIENT_TRANSPORT_ERRORS: Final = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)
+
+
+def transient_transport_errors() -> tuple[type[Exception], ...]:
+    """Transport failures after which a read or an idempotent call may simply be repeated (a function, not a
+    constant: botocore is imported when a client is used, not when the definitions load)."""
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+    return (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)
+
 
 # Batch reports a Spot interruption (or any loss of the host) as e.g. "Host EC2 (instance i-0abc) terminated."
 SPOT_RECLAIM_PATTERN: Final = re.compile(
@@ -175,15 +181,19 @@ class RetryPolicy:
 
 
 def is_throttling(error: BaseException) -> bool:
+    from botocore.exceptions import ClientError
+
     return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in THROTTLING_CODES
 
 
 def is_transient(error: BaseException) -> bool:
-    return is_throttling(error) or isinstance(error, TRANSIENT_TRANSPORT_ERRORS)
+    return is_throttling(error) or isinstance(error, transient_transport_errors())
 
 
 def default_boto3_client(region_name: str | None = None, endpoint_url: str | None = None) -> Boto3BatchClient:
     # total_max_attempts=1: botocore makes exactly one attempt; `BatchClient` owns the retry policy.
+    import boto3
+
     config = client_config(retry_mode="standard", max_attempts=1, connect_timeout=10, read_timeout=30)
     return boto3.client("batch", region_name=region_name, endpoint_url=endpoint_url, config=config)
 
@@ -322,6 +332,8 @@ class LogTail:
 
     @property
     def boto3_client(self) -> Any:
+        import boto3
+
         if self._client is None:
             config = client_config(retry_mode="standard", max_attempts=3, connect_timeout=5, read_timeout=10)
             self._client = boto3.client(
@@ -330,13 +342,16 @@ class LogTail:
         return self._client
 
     def tail(self, log_group: str, log_stream: str, lines: int, max_line_chars: int = 400) -> list[str]:
+        from botocore.exceptions import ClientError
+
         if lines <= 0:
             return []
+        unavailable: tuple[type[Exception], ...] = (ClientError, *transient_transport_errors())
         try:
             response = self.boto3_client.get_log_events(
                 logGroupName=log_group, logStreamName=log_stream, limit=lines, startFromHead=False
             )
-        except (ClientError, *TRANSIENT_TRANSPORT_ERRORS) as exc:
+        except unavailable as exc:
             logger.warning("Cannot read log stream %s/%s: %s", log_group, log_stream, exc)
             code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
             return [f"(log tail unavailable: {code or type(exc).__name__})"]

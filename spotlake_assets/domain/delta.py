@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api.extensions import ExtensionDtype
 
-CEASED_COLUMN = "Ceased"
+from spotlake_assets.domain.columns import CEASED_COLUMN as CEASED_COLUMN
 
 # Composite codes are built by mixed-radix folding; past this bound the partial key is renumbered densely so
 # the product of cardinalities can never overflow int64.

@@ -18,13 +18,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import numpy as np
-import pandas as pd
-
-from spotlake_assets.domain.delta import encode_keys
 from spotlake_assets.domain.windows import WINDOW
+
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 # ``…/2024-03/07/13-40-02.csv.gz`` (the zip) or ``…/2024/03/07/13-40-02.csv`` (the bucket).
 _SNAPSHOT_NAME = re.compile(
@@ -133,6 +134,9 @@ def missing_columns(columns: Sequence[str], layout: LegacyLayout) -> list[str]:
 def _clean_categories(series: pd.Series, mapping: Mapping[str, str] | None = None) -> pd.Series:
     """A categorical of stripped names (and ``mapping`` applied) with **sorted** categories, so its codes
     order rows as its values do; only the category list is touched."""
+    import numpy as np
+    import pandas as pd
+
     values = series if isinstance(series.dtype, pd.CategoricalDtype) else series.astype("category")
     categories = pd.Index(values.cat.categories.astype(str).str.strip())
     if mapping:
@@ -162,6 +166,9 @@ def normalise_snapshot(
     float64, ``Time`` the window start in UTC), sorted and unique on the key. Dropped, counted by reason:
     rows with an empty key, an integer column holding a fraction, or a key already seen in the file (the
     first row is kept). `SnapshotRejected` when a required column is missing."""
+    import numpy as np
+    import pandas as pd
+
     rows_in = len(frame)
     frame = frame.rename(columns={a: o for a, o in layout.aliases.items() if a in frame.columns})
     missing = [c for c in layout.required if c not in frame.columns]
@@ -228,6 +235,10 @@ def _sorted_unique(frame: pd.DataFrame, key_columns: Sequence[str]) -> tuple[pd.
 
     The key columns' categories are sorted (`_clean_categories`), so their codes folded into one integer
     order rows by key without hashing any value; `encode_keys` takes over if the fold could overflow."""
+    import numpy as np
+
+    from spotlake_assets.domain.delta import encode_keys
+
     codes = np.zeros(len(frame), dtype=np.int64)
     size = 1
     for column in key_columns:

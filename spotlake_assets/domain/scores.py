@@ -14,14 +14,12 @@ pool first seen between two capacity-1 windows, which the old files cannot tell 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-# Score column → the column naming the capacity it was measured at.
-SCORE_CAPACITY_COLUMNS: Mapping[str, str] = {"SPS": "SPSCapacity", "Score": "ScoreCount"}
+from spotlake_assets.domain.columns import SCORE_CAPACITY_COLUMNS as SCORE_CAPACITY_COLUMNS
+
 NO_SCORE = -1
 # The fill of a frame written before the capacity column existed: the single-node score.
 LEGACY_CAPACITY = 1

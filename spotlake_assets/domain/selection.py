@@ -33,9 +33,11 @@ import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_DECAY = 0.5
 DEFAULT_LOOKBACK_DAYS = 7
@@ -68,6 +70,8 @@ def changes_per_day(
     A pool's first row in ``history`` is where it was first seen (a first window writes every pool), not a
     change; every later row is one. Columns `CHANGE_COLUMNS`, Day an ISO date string.
     """
+    import pandas as pd
+
     if history.empty:
         return pd.DataFrame(
             {c: pd.Series(dtype=object if c != "Changes" else "int64") for c in CHANGE_COLUMNS}
@@ -100,6 +104,9 @@ def decayed_scores(
     Returns InstanceType, Score, Changes (undecayed, over the rows given) and Observed (whether any history
     mentions the type), one row per type of ``universe``, sorted by type. Days after ``as_of`` are ignored.
     """
+    import numpy as np
+    import pandas as pd
+
     if not 0.0 < decay <= 1.0:
         raise ValueError(f"decay must be in (0, 1], got {decay}")
     types = sorted(set(universe))
@@ -169,6 +176,8 @@ def select_types(
 
     ``observed``: the types with history; the others then rank at the observed types' mean (optimistic
     prior, see the module docstring). None, or no observed candidate: every type ranks by its own score."""
+    import numpy as np
+
     if budget < 0 or top_k < 0 or explore < 0:
         raise ValueError(f"budget, top_k and explore must be non-negative, got {budget}, {top_k}, {explore}")
     candidates = sorted(t for t in scores if costs.get(t, 0) > 0)
@@ -223,6 +232,8 @@ def select_types(
 
 def random_selection(costs: Mapping[str, int], *, budget: int, seed: int) -> Selection:
     """The baseline: types in a uniformly random (seeded) order, each taken while it fits the budget."""
+    import numpy as np
+
     candidates = sorted(t for t, c in costs.items() if c > 0)
     rng = np.random.default_rng(seed)
     remaining = budget
@@ -238,6 +249,8 @@ def random_selection(costs: Mapping[str, int], *, budget: int, seed: int) -> Sel
 
 def selection_frame(selection: Selection) -> pd.DataFrame:
     """One row per chosen type: InstanceType, Role, Score, Configurations, Seed (what a rerun reproduces)."""
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "InstanceType": pd.Series([c.instance_type for c in selection.choices], dtype=object),

@@ -5,18 +5,21 @@ on the large Batch queue (more memory and vCPU, a scratch volume for a downloade
 # No `from __future__ import annotations`: Dagster inspects the runtime annotations of asset functions.
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from spotlake_assets.batch_launcher.launcher import JOB_CLASS_TAG
 from spotlake_assets.domain.legacy import LegacyLayout
-from spotlake_assets.legacy.importer import LegacyImportError, MonthReport, import_month, month_record_key
 from spotlake_assets.legacy.layouts import AWS_LAYOUT, AZURE_LAYOUT
 from spotlake_assets.legacy.sources import DEFAULT_SOURCE, LegacyArchive, resolve_location
 from spotlake_assets.orchestration.metrics import Stopwatch
 from spotlake_assets.orchestration.reporting import run_metadata
 from spotlake_assets.storage.lake import LakeResource
+
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    from spotlake_assets.legacy.importer import MonthReport
 
 # SpotLake publishes a month once it is over; its AWS dataset starts in 2022.
 legacy_month_partitions = dg.MonthlyPartitionsDefinition(start_date="2022-01-01", timezone="UTC")
@@ -36,7 +39,7 @@ class LegacyImportConfig(dg.Config):
     zone_ids: dict[str, str] = {}
 
 
-def _metadata(report: MonthReport, watch: Stopwatch, location: str) -> dict[str, Any]:
+def _metadata(report: "MonthReport", watch: Stopwatch, location: str) -> dict[str, Any]:
     rows = report.total("rows_in", imported_only=True)
     seconds = max(watch.seconds(), 1e-3)
     skipped = report.all_skipped()
@@ -88,6 +91,8 @@ def build_legacy_asset(layout: LegacyLayout) -> dg.AssetsDefinition:
         ],
     )
     def legacy_history(context: dg.AssetExecutionContext, config: LegacyImportConfig) -> dg.MaterializeResult:
+        from spotlake_assets.legacy.importer import LegacyImportError, import_month, month_record_key
+
         watch = Stopwatch()
         lake: LakeResource = context.resources.lake
         archive: LegacyArchive = context.resources.legacy_archive

@@ -5,7 +5,9 @@ Per day, in two phases:
 1. **Read and check** every snapshot of the day, one file at a time: parse, normalise
    (`spotlake_assets.domain.legacy`), delta against the previous snapshot (our `compute_delta`), keep the
    delta's history bytes (a day of deltas is small; a snapshot is dropped as soon as the next one is read).
-   Nothing is written in this phase, so a bad file can never leave half a day behind.
+   Nothing is written in this phase, so a bad file can never leave half a day behind. Normalisation and
+   delta run on arrays (`spotlake_assets.legacy.snapshots`, the same bytes as the pandas functions): a
+   snapshot's fixed cost, not its rows, is what a reduced-scale month is made of.
 2. **Write**, in an order that keeps readers whole: the compacted day file (content-named, create-only), the
    manifest entry (compare-and-swap: from here readers see the whole day), the window files (create-only, as
    the live `history/<p>` asset writes them, so a later compaction finds the same day), the merged snapshot
@@ -39,6 +41,7 @@ from spotlake_assets.domain.delta import compute_delta
 from spotlake_assets.domain.legacy import (
     WINDOWS_PER_DAY,
     LegacyLayout,
+    Normalised,
     SnapshotName,
     SnapshotRejected,
     find_gaps,
@@ -47,7 +50,8 @@ from spotlake_assets.domain.legacy import (
     snapshot_name,
 )
 from spotlake_assets.domain.windows import WINDOW, window_key
-from spotlake_assets.legacy.parsing import parse_snapshot
+from spotlake_assets.legacy.parsing import parse_snapshot_table
+from spotlake_assets.legacy.snapshots import DeltaEncoder, NotFast, Snapshot
 from spotlake_assets.legacy.sources import SnapshotFile, SnapshotSource, is_snapshot_name
 from spotlake_assets.sinks.history import (
     DayEntry,
@@ -282,6 +286,95 @@ class _Window:
     table: pa.Table | None = None
 
 
+class _Snapshot:
+    """One snapshot of the day: its arrays for the fast path (`spotlake_assets.legacy.snapshots`), and its
+    merged frame as `normalise_snapshot` makes it, built only when needed (the day's last snapshot, a
+    collected window to compare with, a pair the fast path does not cover)."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot | None,
+        frame: pd.DataFrame | None = None,
+        make_frame: Callable[[], Normalised] | None = None,
+    ) -> None:
+        self.snapshot = snapshot
+        self._frame = frame
+        self._make_frame = make_frame
+        self._tried = snapshot is not None
+        self.rows_in = self.unmapped = 0
+        self.dropped: list[tuple[str, int]] = []
+
+    @classmethod
+    def of_frame(cls, frame: pd.DataFrame) -> _Snapshot:
+        """A previous snapshot read from the lake (its arrays made on first use)."""
+        return cls(None, frame)
+
+    @classmethod
+    def read(
+        cls,
+        name: str,
+        data: bytes,
+        layout: LegacyLayout,
+        window: datetime,
+        zone_ids: Mapping[str, str] | None,
+        encoder: DeltaEncoder,
+    ) -> _Snapshot:
+        """Parse and normalise one file; `SnapshotRejected` when it cannot be imported."""
+        parsed = parse_snapshot_table(name, data, layout)
+        if parsed.bad_rows:
+            log.warning("%s: rows %s (first ones) dropped: %s", name, parsed.bad_rows, parsed.dropped)
+
+        def normalised() -> Normalised:
+            return normalise_snapshot(parsed.to_frame(), layout, window, zone_ids)
+
+        try:
+            snapshot = encoder.normalise(parsed.table)
+        except NotFast:
+            normal = normalised()
+            result = cls(None, normal.frame)
+            result._tried = True
+            result.rows_in, result.unmapped = normal.rows_in, normal.unmapped_zone_names
+            result.dropped = [*parsed.dropped.items(), *normal.dropped.items()]
+            return result
+        result = cls(snapshot, make_frame=normalised)
+        result.rows_in, result.unmapped = snapshot.rows_in, snapshot.unmapped_zone_names
+        result.dropped = [*parsed.dropped.items(), *snapshot.dropped.items()]
+        return result
+
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            assert self._make_frame is not None
+            self._frame = self._make_frame().frame
+            self._make_frame = None
+        return self._frame
+
+    def arrays(self, encoder: DeltaEncoder) -> Snapshot:
+        if not self._tried:
+            self._tried = True
+            with contextlib.suppress(NotFast):
+                self.snapshot = encoder.from_frame(self.frame())
+        if self.snapshot is None:
+            raise NotFast("no arrays for this snapshot")
+        return self.snapshot
+
+
+def _history_table(
+    encoder: DeltaEncoder, previous: _Snapshot | None, current: _Snapshot, window: datetime
+) -> pa.Table:
+    """The window's history table: ``history_table(compute_delta(previous, current))``, on arrays when the
+    pair allows it (`spotlake_assets.legacy.snapshots`), else on the frames."""
+    layout = encoder.layout
+    try:
+        before = None if previous is None else previous.arrays(encoder)
+        return encoder.history(before, current.arrays(encoder), window)
+    except NotFast:
+        frame = None if previous is None else previous.frame()
+        changes = compute_delta(
+            frame, current.frame(), layout.key_columns, layout.feature_columns, time=window
+        )
+        return history_table(changes, layout.key_columns)
+
+
 def _previous_snapshot(lake: LakeResource, provider: str, window: str | None) -> pd.DataFrame | None:
     if window is None:
         return None
@@ -306,7 +399,7 @@ def import_day(
     on_step: StepHook = _no_hook,
 ) -> DayResult:
     """Import one day (module docstring); returns what is also stored as the day's checkpoint."""
-    provider, keys = layout.provider, layout.key_columns
+    provider = layout.provider
     previous = _previous_snapshot(lake, provider, previous_window)
     day_path = f"{day:%Y/%m/%d}"
     existing_history = {
@@ -317,37 +410,37 @@ def import_day(
     dropped: dict[str, int] = {}
     conflicts: list[dict[str, str]] = []
     windows: list[_Window] = []
-    last_window, last_frame = previous_window, None
+    encoder = DeltaEncoder(layout, zone_ids)
+    last_window = previous_window
+    before = None if previous is None else _Snapshot.of_frame(previous)
+    last: _Snapshot | None = None
     rows_in = unmapped = 0
     # Phase 1: read and check everything, write nothing.
     for name, file in entries:
         pk = window_key(name.window)
         try:
-            parsed = parse_snapshot(file.name, source.read(file), layout)
-            normal = normalise_snapshot(parsed.frame, layout, name.window, zone_ids)
+            current = _Snapshot.read(file.name, source.read(file), layout, name.window, zone_ids, encoder)
         except SnapshotRejected as exc:
             skipped.append(Skipped(file.name, exc.reason))
             continue
-        if parsed.bad_rows:
-            log.warning("%s: rows %s (first ones) dropped: %s", file.name, parsed.bad_rows, parsed.dropped)
-        for reason, n in (*parsed.dropped.items(), *normal.dropped.items()):
+        for reason, n in current.dropped:
             dropped[reason] = dropped.get(reason, 0) + n
-        rows_in += normal.rows_in
-        unmapped += normal.unmapped_zone_names
-        current = normal.frame
-        collected_key = merged_key(provider, pk)
+        rows_in += current.rows_in
+        unmapped += current.unmapped
+        collected_key = merged_key(provider, pk) if existing_merged else ""
         if collected_key in existing_merged:
             collected = read_frame(lake, collected_key)
-            if not _same_snapshot(collected, current, layout.merged_columns):
+            if not _same_snapshot(collected, current.frame(), layout.merged_columns):
                 conflicts.append(
                     {"window": pk, "reason": "collected merged snapshot differs; collected kept"}
                 )
                 windows.append(_Window(pk, None, 0))
-                previous, last_window, last_frame = collected, pk, None
+                before, last_window, last = _Snapshot.of_frame(collected), pk, None
                 continue
-        changes = compute_delta(previous, current, keys, layout.feature_columns, time=name.window)
-        table: pa.Table | None = history_table(changes, keys)
-        data: bytes | None = table_bytes(table)
+        history = _history_table(encoder, before, current, name.window)
+        rows = history.num_rows
+        table: pa.Table | None = history
+        data: bytes | None = table_bytes(history)
         hm = name.window.strftime("%H-%M")
         if hm in existing_history:
             stored = lake.read_bytes(existing_history[hm])
@@ -355,8 +448,8 @@ def import_day(
             if stored != data and not parse_table(stored, location).equals(table):
                 conflicts.append({"window": pk, "reason": "collected history window differs; collected kept"})
                 data = table = None
-        windows.append(_Window(pk, data, len(changes), table))
-        previous, last_window, last_frame = current, pk, current
+        windows.append(_Window(pk, data, rows, table))
+        before, last_window, last = current, pk, current
     if skipped_budget is not None and len(skipped) > skipped_budget:
         shown = "; ".join(f"{s.name}: {s.reason}" for s in skipped[:10])
         raise LegacyImportError(
@@ -371,11 +464,11 @@ def import_day(
     ours = any(w.data is not None for w in windows)
     # A day whose every window was collected already (or has no snapshot) has nothing of ours to publish.
     day_file = _write_day(lake, layout, day, windows, existing_history, on_step) if ours else None
-    if last_frame is not None and last_window is not None:
+    if last is not None and last_window is not None:
         # Already there: written by an earlier attempt (same bytes), or collected: that one is the record.
         with contextlib.suppress(PreconditionFailed):
             lake.write_bytes(
-                merged_key(provider, last_window), frame_to_parquet(last_frame), create_only=True
+                merged_key(provider, last_window), frame_to_parquet(last.frame()), create_only=True
             )
     on_step(f"merged {day}")
     result = DayResult(

@@ -31,6 +31,19 @@ MAX_QUOTED_ROWS = 5
 
 
 @dataclass(frozen=True)
+class ParsedTable:
+    """A file as pyarrow read it (the import's hot path); ``frame`` is set when it was read leniently."""
+
+    table: pa.Table
+    dropped: dict[str, int]
+    bad_rows: tuple[int, ...] = ()
+    frame: pd.DataFrame | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame if self.frame is not None else self.table.to_pandas()
+
+
+@dataclass(frozen=True)
 class ParsedFile:
     frame: pd.DataFrame
     # Rows dropped while parsing (a non-numeric number), by "non_numeric:<column>".
@@ -58,6 +71,12 @@ def _header(name: str, text: bytes) -> list[str]:
 
 def parse_snapshot(name: str, data: bytes, layout: LegacyLayout) -> ParsedFile:
     """The file's columns that ``layout`` knows, numbers as float64 (an int column may be written ``3.0``)."""
+    parsed = parse_snapshot_table(name, data, layout)
+    return ParsedFile(parsed.to_frame(), parsed.dropped, parsed.bad_rows)
+
+
+def parse_snapshot_table(name: str, data: bytes, layout: LegacyLayout) -> ParsedTable:
+    """`parse_snapshot` as a pyarrow table (strings dictionary-encoded), without building a frame."""
     text = decompress(name, data)
     header = _header(name, text)
     if not text.endswith(b"\n"):
@@ -78,8 +97,14 @@ def parse_snapshot(name: str, data: bytes, layout: LegacyLayout) -> ParsedFile:
     except pa.ArrowInvalid as exc:
         if "conversion error" not in str(exc).lower():
             raise SnapshotRejected(name, f"not a readable CSV ({exc})") from None
-        return _parse_leniently(name, text, include, numbers)
-    return ParsedFile(table.to_pandas(), {})
+        lenient = _parse_leniently(name, text, include, numbers)
+        return ParsedTable(
+            pa.Table.from_pandas(lenient.frame, preserve_index=False),
+            lenient.dropped,
+            lenient.bad_rows,
+            lenient.frame,
+        )
+    return ParsedTable(table, {})
 
 
 def _read(text: bytes, include: list[str], types: dict[str, pa.DataType]) -> pa.Table:
@@ -87,8 +112,10 @@ def _read(text: bytes, include: list[str], types: dict[str, pa.DataType]) -> pa.
         pa.py_buffer(text),
         # One block for the whole file: no block boundaries to stitch, no oversized buffer for a small one.
         read_options=pacsv.ReadOptions(use_threads=False, block_size=max(len(text) + 1, 1 << 16)),
+        # Only an empty cell is missing: pyarrow's default markers (N/A, NA, NULL, nan, ...) include values
+        # SpotLake writes as data, such as Azure's "N/A" zone of a region-level row.
         convert_options=pacsv.ConvertOptions(
-            include_columns=include, column_types=types, strings_can_be_null=True
+            include_columns=include, column_types=types, strings_can_be_null=True, null_values=[""]
         ),
     )
 

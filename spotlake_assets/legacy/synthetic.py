@@ -99,7 +99,10 @@ class _Pools:
         self.t2[changed] = np.maximum(self.t3[changed], _LADDER[rng.integers(0, len(_LADDER), k)])
         repriced = rng.random(n) < 0.005
         self.spot[repriced] = np.round(self.spot[repriced] * rng.uniform(0.95, 1.05, int(repriced.sum())), 5)
-        self.alive ^= rng.random(n) < 0.0005
+        # A few pools disappear and a few come back; the share alive stays near its start (99%) all month,
+        # as SpotLake's pool count does, instead of drifting towards half.
+        flip = rng.random(n)
+        self.alive = np.where(self.alive, flip >= 0.0005, flip < 0.05)
 
     def table(self, written: datetime, legacy_columns: bool) -> pa.Table:
         live = self.alive

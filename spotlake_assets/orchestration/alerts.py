@@ -13,9 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-from dagster_slack import SlackResource
-from slack_sdk.errors import SlackClientError
-from slack_sdk.webhook import WebhookClient
 
 from spotlake_assets.settings import load_settings
 
@@ -57,6 +54,11 @@ class SlackAlerts(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def post(self, payload: dict[str, Any]) -> bool:
         """Whether Slack accepted the alert."""
+        # Imported here, not at module level: loading the definitions must not pay for it.
+        from dagster_slack import SlackResource
+        from slack_sdk.errors import SlackClientError
+        from slack_sdk.webhook import WebhookClient
+
         text = payload["text"]
         try:
             if self.token and self.channel:

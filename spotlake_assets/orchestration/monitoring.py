@@ -8,18 +8,22 @@ collected, not the day it happened to run."""
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 
-from spotlake_assets.domain.stats import RunFigure, markdown_report, summarise
 from spotlake_assets.domain.windows import DAY_KEY_FORMAT, WINDOW, window_key, window_start
 from spotlake_assets.orchestration.metrics import Stopwatch
 from spotlake_assets.orchestration.partitions import PARTITIONS_START_DAY
 from spotlake_assets.orchestration.plots import duration_and_rss, lines_over_day
 from spotlake_assets.storage.frames import write_frame
 from spotlake_assets.storage.lake import LakeResource
+
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from spotlake_assets.domain.stats import RunFigure
 
 DAILY_ASSETS = {"aws": ("workload", "ondemand_price"), "azure": ("workload",)}
 WINDOW_ASSETS = {
@@ -78,7 +82,9 @@ def _materialized(
         cursor = page.cursor
 
 
-def run_figures(materialized: Iterable[Materialized]) -> list[RunFigure]:
+def run_figures(materialized: Iterable[Materialized]) -> "list[RunFigure]":
+    from spotlake_assets.domain.stats import RunFigure
+
     return [
         RunFigure(
             m.asset,
@@ -102,8 +108,10 @@ def newest_per_partition(materialized: Sequence[Materialized]) -> list[Materiali
 
 def window_series(
     materialized: Sequence[Materialized], assets: Sequence[str], fields: Sequence[str]
-) -> pd.Series:
+) -> "pd.Series":
     """Per window start: the sum of ``fields`` over the newest materialization of each of ``assets``."""
+    import pandas as pd
+
     points: dict[datetime, float] = {}
     for m in newest_per_partition(materialized):
         if m.asset not in assets or len(m.partition) <= len("YYYY-MM-DD"):
@@ -114,19 +122,23 @@ def window_series(
     return pd.Series(points, dtype="float64").sort_index()
 
 
-def per_hour(series: pd.Series) -> pd.Series:
+def per_hour(series: "pd.Series") -> "pd.Series":
     """A per-window series summed per UTC hour, labelled "HH"."""
+    import pandas as pd
+
     if series.empty:
         return series
     hours = pd.Series(series.to_numpy(), index=[f"{t:%H}" for t in series.index])
     return hours.groupby(level=0).sum()
 
 
-def by_time(series: pd.Series) -> pd.Series:
+def by_time(series: "pd.Series") -> "pd.Series":
+    import pandas as pd
+
     return pd.Series(series.to_numpy(), index=[f"{t:%H:%M}" for t in series.index], dtype="float64")
 
 
-def day_plots(materialized: Sequence[Materialized], summary: pd.DataFrame, day: str) -> dict[str, Any]:
+def day_plots(materialized: Sequence[Materialized], summary: "pd.DataFrame", day: str) -> dict[str, Any]:
     """The day's plots: duration/RSS per asset, changes per hour, API calls and credentials, Azure budget."""
     providers = ("aws", "azure")
     changes = {
@@ -171,6 +183,8 @@ def day_plots(materialized: Sequence[Materialized], summary: pd.DataFrame, day: 
     ),
 )
 def collector_stats(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    from spotlake_assets.domain.stats import markdown_report, summarise
+
     watch = Stopwatch()
     start = context.partition_time_window.start
     materialized = [

@@ -13,12 +13,10 @@
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 
-from spotlake_assets.domain.delta import compute_delta
 from spotlake_assets.domain.windows import DAY_KEY_FORMAT, WINDOW, previous_window_key, window_start
 from spotlake_assets.orchestration.metrics import Stopwatch
 from spotlake_assets.orchestration.partitions import PARTITIONS_START, collection_partitions
@@ -30,9 +28,6 @@ from spotlake_assets.orchestration.reporting import (
     run_metadata,
     unique_keys_check,
 )
-from spotlake_assets.sinks.history import HistoryConflict, compact_day, write_window_history
-from spotlake_assets.sinks.latest import LATEST_TIME_FORMAT, latest_records_json, latest_time, publish_latest
-from spotlake_assets.sinks.records import TimestreamMapping, build_records, default_mapping, window_version
 from spotlake_assets.sinks.timestream import TimestreamSink, WriteReport
 from spotlake_assets.storage.errors import CorruptLakeFile, LakeKeyNotFound
 from spotlake_assets.storage.frame_types import FrameType
@@ -40,16 +35,18 @@ from spotlake_assets.storage.frames import Required, read_frame, write_frame
 from spotlake_assets.storage.keys import delta_key, latest_key, merged_key
 from spotlake_assets.storage.lake import LakeResource
 
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from spotlake_assets.sinks.records import TimestreamMapping
+
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "LATEST_TIME_FORMAT",
     "ChangeSpec",
-    "HistoryConflict",
     "PreviousState",
     "build_change_assets",
-    "latest_records_json",
-    "latest_time",
     "read_previous_merged",
     "read_previous_state",
 ]
@@ -83,7 +80,7 @@ class ChangeSpec:
     # The resource whose `simulated` flag labels this provider's data.
     api_resource_key: str
     # How the delta maps onto the provider's Timestream table; None: `default_mapping` (SpotLake's for AWS).
-    timestream: TimestreamMapping | None = None
+    timestream: "TimestreamMapping | None" = None
     # The provider's declared merged and delta frames (`<p>/frames.py`): every read and write of them is
     # checked (and a snapshot from before a column existed is filled, `FrameType.legacy`); None: unchecked.
     merged_frame: FrameType | None = None
@@ -97,7 +94,9 @@ class ChangeSpec:
     def delta_required(self) -> Required:
         return self.delta_frame if self.delta_frame is not None else ()
 
-    def timestream_mapping(self) -> TimestreamMapping:
+    def timestream_mapping(self) -> "TimestreamMapping":
+        from spotlake_assets.sinks.records import default_mapping
+
         if self.timestream is not None:
             return self.timestream
         return default_mapping(self.provider, self.key_columns, self.feature_columns)
@@ -107,7 +106,7 @@ class ChangeSpec:
 class PreviousState:
     """The previous window's merged snapshot, or why there is none (then this is a first window)."""
 
-    frame: pd.DataFrame | None
+    frame: "pd.DataFrame | None"
     first_window_reason: str | None
 
 
@@ -134,7 +133,7 @@ def read_previous_state(
 
 def read_previous_merged(
     lake: LakeResource, provider: str, partition_key: str, required: Required = ()
-) -> pd.DataFrame | None:
+) -> "pd.DataFrame | None":
     """The previous window's merged snapshot (checked against ``required``), or None (logged) when this is
     the first window."""
     key = merged_key(provider, previous_window_key(partition_key))
@@ -213,6 +212,8 @@ def build_change_assets(spec: ChangeSpec) -> Sequence[dg.AssetsDefinition]:
         lake: LakeResource = context.resources.lake
 
         def one_window(pk: str) -> WindowResult:
+            from spotlake_assets.domain.delta import compute_delta
+
             watch = Stopwatch()
             current = read_frame(lake, merged_key(provider, pk), spec.merged_required)
             previous = read_previous_state(lake, provider, pk, spec.merged_required)
@@ -266,6 +267,8 @@ def build_change_assets(spec: ChangeSpec) -> Sequence[dg.AssetsDefinition]:
         lake: LakeResource = context.resources.lake
 
         def one_window(pk: str) -> WindowResult:
+            from spotlake_assets.sinks.history import write_window_history
+
             watch = Stopwatch()
             changes = read_frame(lake, delta_key(provider, pk), spec.delta_required)
             written = write_window_history(lake, provider, pk, changes, spec.key_columns)
@@ -313,6 +316,8 @@ def build_change_assets(spec: ChangeSpec) -> Sequence[dg.AssetsDefinition]:
         sink: TimestreamSink = context.resources.timestream
 
         def one_window(pk: str) -> WindowResult:
+            from spotlake_assets.sinks.records import build_records, window_version
+
             watch = Stopwatch()
             changes = read_frame(lake, delta_key(provider, pk), spec.delta_required)
             version = window_version(pk, config.revision)
@@ -360,6 +365,8 @@ def build_change_assets(spec: ChangeSpec) -> Sequence[dg.AssetsDefinition]:
         lake: LakeResource = context.resources.lake
 
         def one_window(pk: str) -> WindowResult:
+            from spotlake_assets.sinks.latest import publish_latest
+
             watch = Stopwatch()
             snapshot = read_frame(lake, merged_key(provider, pk), spec.merged_required)
             written = publish_latest(lake, provider, window_start(pk), snapshot, f"{provider} {pk}")
@@ -402,6 +409,8 @@ def build_change_assets(spec: ChangeSpec) -> Sequence[dg.AssetsDefinition]:
         ],
     )
     def history_daily(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        from spotlake_assets.sinks.history import compact_day
+
         watch = Stopwatch()
         lake: LakeResource = context.resources.lake
         done = compact_day(lake, provider, context.partition_key, spec.key_columns)

@@ -17,9 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -81,6 +82,8 @@ def _draw(alt: str, draw: Callable[[Axes], None], height: float = FIGURE_SIZE[1]
 
 def score_distribution(scores: pd.Series, title: str, low: int, high: int) -> dg.MetadataValue:
     """Bars of how many pools have each score from ``low`` to ``high``; unscored (-1) rows counted apart."""
+    import pandas as pd
+
     values = pd.to_numeric(scores, errors="coerce")
     unscored = int((values == -1).sum())
     counts = values[values.between(low, high)].astype(int).value_counts().reindex(range(low, high + 1))
@@ -127,6 +130,8 @@ def lines_over_day(
     """One line (or bar group) per named series, indexed by time or hour label, over the day."""
 
     def draw(axes: Axes) -> None:
+        import pandas as pd
+
         names = [n for n, s in series.items() if len(s)]
         if kind == "bar":
             frame = pd.DataFrame({n: series[n] for n in names}).fillna(0)
@@ -153,6 +158,8 @@ def lines_over_day(
 
 def duration_and_rss(summary: pd.DataFrame, title: str) -> dg.MetadataValue:
     """Per asset: p95 and max duration (bars, left) and peak RSS (dots, right axis)."""
+    import pandas as pd
+
     assets = [str(a) for a in summary.get("asset", pd.Series(dtype=object))]
     height = max(FIGURE_SIZE[1], 0.32 * len(assets) + 1.2)
 

@@ -21,13 +21,11 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
-import pandas as pd
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from spotlake_assets.domain.merge import MergeResult
 from spotlake_assets.domain.validation import MalformedResponse
 from spotlake_assets.domain.windows import (
     capacity_for_window,
@@ -57,12 +55,18 @@ from spotlake_assets.orchestration.reporting import (
     unique_keys_check,
     write_if_guarded,
 )
-from spotlake_assets.sinks.records import TimestreamMapping
 from spotlake_assets.storage.errors import LakeKeyNotFound
 from spotlake_assets.storage.frame_types import FrameType, with_column_schemas
 from spotlake_assets.storage.frames import read_frame
 from spotlake_assets.storage.keys import merged_key
 from spotlake_assets.storage.lake import LakeResource
+
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from spotlake_assets.domain.merge import MergeResult
+    from spotlake_assets.sinks.records import TimestreamMapping
 
 # With the contract, what a provider's own assets use: partitions, metadata, guards, the unobservable skip.
 __all__ = [
@@ -164,8 +168,10 @@ def permanent_failure(exc: Exception, what: str | None = None) -> dg.Failure:
     return dg.Failure(description=description, metadata=metadata, allow_retries=False)
 
 
-def empty_frame(columns: Sequence[str], numeric: frozenset[str] = frozenset()) -> pd.DataFrame:
+def empty_frame(columns: Sequence[str], numeric: frozenset[str] = frozenset()) -> "pd.DataFrame":
     """An input that is not there, as a frame of the right columns and types (``numeric`` float64)."""
+    import pandas as pd
+
     return pd.DataFrame({c: pd.Series(dtype="float64" if c in numeric else object) for c in columns})
 
 
@@ -183,7 +189,7 @@ class MergeWindow:
     lake: LakeResource
     partition_key: str
     capacity: int
-    previous: pd.DataFrame | None
+    previous: "pd.DataFrame | None"
     allow_missing: bool
     log: logging.Logger
     missing: list[str] = field(default_factory=list)
@@ -196,7 +202,9 @@ class MergeWindow:
     def time(self) -> datetime:
         return window_start(self.partition_key)
 
-    def optional(self, key: str, empty: pd.DataFrame, frame_type: FrameType | None = None) -> pd.DataFrame:
+    def optional(
+        self, key: str, empty: "pd.DataFrame", frame_type: FrameType | None = None
+    ) -> "pd.DataFrame":
         """``key`` read as ``frame_type`` (else with ``empty``'s columns); when it is absent and gaps are
         allowed, ``empty`` (the merge then writes -1 for what it would have given)."""
         try:
@@ -213,7 +221,7 @@ class MergeOutcome:
     """A provider's merge of one window: the one result shape, the provider's own guards (declared in
     `MergeStep.guards`) and its own metadata."""
 
-    result: MergeResult[Any]
+    result: "MergeResult[Any]"
     guards: Sequence[dg.AssetCheckResult] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -264,7 +272,7 @@ class ProviderSpec:
     merge: MergeStep
     resources: ProviderResources
     # None: `sinks/records.default_mapping` (table <p>, measure <p>_values, keys as dimensions).
-    timestream: TimestreamMapping | None = None
+    timestream: "TimestreamMapping | None" = None
     # The declared frame of each frame asset, by the asset's name under the provider ("sps", "merged",
     # "delta", "history", ...; `<p>/frames.py`): reads and writes are checked against them, and each
     # asset publishes its columns as `dagster/column_schema`.

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 
 from spotlake_assets.orchestration.metrics import Stopwatch
 from spotlake_assets.storage.frame_types import FrameType
 from spotlake_assets.storage.frames import write_frame
 from spotlake_assets.storage.lake import LakeResource
+
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def run_metadata(

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
-
-from spotlake_assets.domain.delta import CEASED_COLUMN
-from spotlake_assets.domain.scores import SCORE_CAPACITY_COLUMNS, with_score_capacity
+from spotlake_assets.domain.columns import CEASED_COLUMN, SCORE_CAPACITY_COLUMNS
 from spotlake_assets.domain.windows import window_start
+
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    import pandas as pd
 
 # WriteRecords accepts at most this many records per call.
 MAX_RECORDS_PER_WRITE = 100
@@ -136,6 +136,8 @@ def window_ms(moment: datetime) -> int:
 
 
 def infer_measure_type(dtype: Any) -> MeasureType:
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(dtype):
         return "BOOLEAN"
     if pd.api.types.is_integer_dtype(dtype):
@@ -164,6 +166,9 @@ def _format(value: Any, kind: MeasureType | Literal["DIMENSION"]) -> str:
 
 def _strings(values: pd.Series, kind: MeasureType | Literal["DIMENSION"]) -> list[str | None]:
     """Each value as the API's string, or None where it is missing (the attribute is then left out)."""
+    import numpy as np
+    import pandas as pd
+
     present = ~values.isna().to_numpy()
     out: list[str | None] = [None] * len(values)
     if kind == "TIMESTAMP":
@@ -185,6 +190,8 @@ def build_records(frame: pd.DataFrame, mapping: TimestreamMapping, time: datetim
     existed gets their documented fill (`domain.scores.with_score_capacity`). Raises ``ValueError``
     naming mapped columns ``frame`` lacks, and for a row left with no measure at all.
     """
+    from spotlake_assets.domain.scores import with_score_capacity
+
     frame = with_score_capacity(frame)
     missing = [c for c in (*mapping.dimensions, *(m.name for m in mapping.measures)) if c not in frame]
     if missing:

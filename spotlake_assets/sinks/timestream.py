@@ -24,9 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 import dagster as dg
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -268,6 +266,9 @@ class Boto3Timestream(TimestreamSink):
 
     def client(self) -> TimestreamWriteClient:
         """The cached client; tests attach a Stubber or ``before-send`` handlers to it."""
+        # Imported here, not at module level: loading the definitions must not pay for it.
+        import boto3
+
         with self._lock:
             if self._client is None:
                 config = client_config(
@@ -294,6 +295,8 @@ class Boto3Timestream(TimestreamSink):
             )
 
     def _write_batch(self, table: str, common: Mapping[str, Any], records: Sequence[Record]) -> _Answer:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         client = self.client()
         try:
             answer = client.write_records(

@@ -8,9 +8,11 @@ that expose ``retry_mode`` / ``max_attempts`` / timeouts as config pass them thr
 
 from __future__ import annotations
 
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
-from botocore.config import Config
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    from botocore.config import Config
 
 RETRY_MODES = frozenset({"legacy", "standard", "adaptive"})
 # adaptive = standard's retries plus client-side rate limiting when AWS throttles: right for the collectors'
@@ -32,6 +34,8 @@ def client_config(
 ) -> Config:
     """A botocore `Config`; ``max_attempts`` counts the first attempt. ValueError for an unknown retry mode
     (a typo in a resource's config fails when its client is built, not as botocore's obscure error)."""
+    from botocore.config import Config
+
     if retry_mode not in RETRY_MODES:
         raise ValueError(f"retry_mode {retry_mode!r} is not one of {sorted(RETRY_MODES)}")
     mode = cast(Literal["legacy", "standard", "adaptive"], retry_mode)

@@ -22,18 +22,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
-import pandas as pd
-from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
-from dagster_pandas.constraints import (
-    ColumnConstraintViolationException,
-    ColumnDTypeFnConstraint,
-    ConstraintViolationException,
-    InRangeColumnConstraint,
-    NonNullableColumnConstraint,
-)
+
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    import pandas as pd
+    from dagster_pandas import PandasColumn
+    from dagster_pandas.constraints import ConstraintViolationException
 
 COLUMN_SCHEMA = "dagster/column_schema"
 # Offending values quoted in an error: enough to recognise the problem, never the whole frame.
@@ -44,32 +41,46 @@ ColumnKind = Literal["string", "int", "float", "number", "bool", "time", "list"]
 
 def is_text(dtype: Any) -> bool:
     """Strings as pandas holds them: object, string, or categorical (the lake's key columns)."""
+    import pandas as pd
+
     if isinstance(dtype, pd.CategoricalDtype):
         return is_text(dtype.categories.dtype)
     return bool(pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype))
 
 
 def is_integer(dtype: Any) -> bool:
+    import pandas as pd
+
     return bool(pd.api.types.is_integer_dtype(dtype)) and not pd.api.types.is_bool_dtype(dtype)
 
 
 def is_float(dtype: Any) -> bool:
+    import pandas as pd
+
     return bool(pd.api.types.is_float_dtype(dtype))
 
 
 def is_number(dtype: Any) -> bool:
+    import pandas as pd
+
     return bool(pd.api.types.is_numeric_dtype(dtype)) and not pd.api.types.is_bool_dtype(dtype)
 
 
 def is_boolean(dtype: Any) -> bool:
+    import pandas as pd
+
     return bool(pd.api.types.is_bool_dtype(dtype))
 
 
 def is_timestamp(dtype: Any) -> bool:
+    import pandas as pd
+
     return bool(pd.api.types.is_datetime64_any_dtype(dtype))
 
 
 def is_object(dtype: Any) -> bool:
+    import pandas as pd
+
     return bool(pd.api.types.is_object_dtype(dtype))
 
 
@@ -125,6 +136,13 @@ class Column:
 
     def pandas_column(self) -> PandasColumn:
         # dagster-pandas ships no annotations for these constructors.
+        from dagster_pandas import PandasColumn
+        from dagster_pandas.constraints import (
+            ColumnDTypeFnConstraint,
+            InRangeColumnConstraint,
+            NonNullableColumnConstraint,
+        )
+
         constraints: list[Any] = [ColumnDTypeFnConstraint(_DTYPE_CHECKS[self.kind])]  # type: ignore[no-untyped-call]
         if not self.nullable:
             constraints.append(NonNullableColumnConstraint())  # type: ignore[no-untyped-call]
@@ -188,6 +206,9 @@ def items(name: str, description: str = "") -> Column:
 
 
 def _problem(exc: ConstraintViolationException, frame: pd.DataFrame, column: str) -> str:
+    import pandas as pd
+    from dagster_pandas.constraints import ColumnConstraintViolationException
+
     if not isinstance(exc, ColumnConstraintViolationException):
         return f"is missing (the frame has {list(map(str, frame.columns))})"
     described = str(exc.constraint_description).rstrip(".")
@@ -222,6 +243,8 @@ class FrameType:
     @cached_property
     def dagster_type(self) -> dg.DagsterType:
         """The dagster-pandas DataFrame type of this frame (its type check runs the same constraints)."""
+        from dagster_pandas import create_dagster_pandas_dataframe_type
+
         with _beta_accepted():
             dagster_type: dg.DagsterType = create_dagster_pandas_dataframe_type(  # type: ignore[no-untyped-call]
                 name=self.name.replace("/", "_"),
@@ -241,6 +264,8 @@ class FrameType:
     def validate(self, frame: pd.DataFrame, where: str = "") -> pd.DataFrame:
         """``frame`` when it satisfies every declared column, else `FrameSchemaError` for the first
         column that does not."""
+        from dagster_pandas.constraints import ConstraintViolationException
+
         for declared, column in zip(self.columns, self.pandas_columns, strict=True):
             try:
                 column.validate(frame)  # type: ignore[no-untyped-call]

@@ -11,19 +11,23 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from spotlake_assets.storage.errors import CorruptLakeFile, LakeKeyNotFound
 from spotlake_assets.storage.frame_types import FrameSchemaError, FrameType
 from spotlake_assets.storage.lake import LakeResource, StoredObject
 
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger(__name__)
 
 
 def frame_to_parquet(frame: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     buffer = io.BytesIO()
     table = pa.Table.from_pandas(frame, preserve_index=False)
     pq.write_table(table, buffer, compression="zstd")
@@ -35,6 +39,9 @@ Required = FrameType | tuple[str, ...]
 
 
 def parquet_to_frame(data: bytes, location: str, required: Required = ()) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         frame: pd.DataFrame = pq.read_table(io.BytesIO(data)).to_pandas()
     except (pa.ArrowException, OSError) as exc:

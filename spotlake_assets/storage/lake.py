@@ -20,11 +20,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import boto3
 import dagster as dg
-from botocore.exceptions import ClientError
 from pydantic import PrivateAttr
 
 from spotlake_assets.storage.botocore_config import client_config
@@ -37,6 +35,10 @@ from spotlake_assets.storage.errors import (
     ReadOnlyLocation,
 )
 from spotlake_assets.storage.locks import file_lock
+
+# Run-time modules (pandas, numpy, cloud SDKs) are imported where used: loading the definitions skips them.
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 # S3 operations that change a bucket; the read-bucket guard refuses all of them.
 _S3_WRITE_OPERATIONS = frozenset(
@@ -268,6 +270,8 @@ class S3Lake(LakeResource):
         return self.config_bucket or self.bucket
 
     def client(self) -> Any:
+        import boto3
+
         with self._lock:
             if self._client is None:
                 self._check_bucket_names()
@@ -321,6 +325,8 @@ class S3Lake(LakeResource):
         return f"s3://{self.bucket}/{key}"
 
     def _get(self, bucket: str, key: str) -> bytes:
+        from botocore.exceptions import ClientError
+
         try:
             body: bytes = self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
@@ -336,6 +342,8 @@ class S3Lake(LakeResource):
         return self._get(self.read_bucket, key)
 
     def head(self, key: str) -> StoredObject | None:
+        from botocore.exceptions import ClientError
+
         try:
             response = self.client().head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
@@ -348,6 +356,8 @@ class S3Lake(LakeResource):
     def write_bytes(
         self, key: str, data: bytes, *, create_only: bool = False, if_match: str | None = None
     ) -> StoredObject:
+        from botocore.exceptions import ClientError
+
         extra: dict[str, str] = {}
         if create_only:
             extra["IfNoneMatch"] = "*"
@@ -366,6 +376,8 @@ class S3Lake(LakeResource):
         return StoredObject(key, str(response["ETag"]).strip('"'))
 
     def move_aside(self, key: str, reason: str) -> str:
+        from botocore.exceptions import ClientError
+
         target = quarantine_key(key)
         client = self.client()
         try:
@@ -384,6 +396,8 @@ class S3Lake(LakeResource):
         return self.location(target)
 
     def list_keys(self, prefix: str, start_after: str | None = None) -> list[str]:
+        from botocore.exceptions import ClientError
+
         paginator = self.client().get_paginator("list_objects_v2")
         extra = {"StartAfter": start_after} if start_after else {}
         keys: list[str] = []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gzip
+from datetime import UTC, datetime
 
 import pytest
 
-from spotlake_assets.domain.legacy import SnapshotRejected
-from spotlake_assets.legacy.layouts import AWS_LAYOUT
+from spotlake_assets.domain.legacy import SnapshotRejected, normalise_snapshot
+from spotlake_assets.legacy.layouts import AWS_LAYOUT, AZURE_LAYOUT
 from spotlake_assets.legacy.parsing import parse_snapshot
 
 HEADER = b"Time,InstanceType,Region,AZ,SPS,T3,T2,IF,OndemandPrice,SpotPrice,Savings\n"
@@ -68,3 +69,22 @@ def test_a_corrupt_gzip_body_rejects_the_file() -> None:
 def test_a_plain_csv_cut_mid_row_is_rejected() -> None:
     with pytest.raises(SnapshotRejected, match="truncated CSV"):
         parse_snapshot("01/01-00-00.csv", (HEADER + ROWS)[:-3], AWS_LAYOUT)
+
+
+def test_azure_region_rows_keep_their_n_a_zone_and_text_is_never_read_as_missing() -> None:
+    # SpotLake writes "N/A" for a region-level Azure row; pyarrow's default null markers (N/A, NA, NULL, nan)
+    # would turn that key into a missing value and the row would be dropped.
+    header = (
+        b"InstanceTier,InstanceType,Region,AvailabilityZone,Score,T3,T2,OndemandPrice,SpotPrice,Savings,IF\n"
+    )
+    rows = (
+        b"Standard,D2s_v5,eastus,1,3,1,1,0.1,0.02,80,1.0\n"
+        b"Standard,D4s_v5,westeurope,N/A,-1,0,0,0.2,0.04,80,2.0\n"
+        b"Standard,NA,westeurope,N/A,-1,0,0,0.2,0.04,80,2.0\n"
+    )
+    parsed = parse_snapshot("01/00-00-00.csv", header + rows, AZURE_LAYOUT)
+    assert parsed.dropped == {}
+    normal = normalise_snapshot(parsed.frame, AZURE_LAYOUT, datetime(2024, 3, 1, tzinfo=UTC))
+    assert normal.dropped == {}
+    assert sorted(normal.frame["AvailabilityZone"].astype(str)) == ["1", "N/A", "N/A"]
+    assert "NA" in set(normal.frame["InstanceType"].astype(str))
