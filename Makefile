@@ -85,6 +85,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/azure_planner.py
 	$(BIN)/python benchmarks/sinks.py
 	$(BIN)/python benchmarks/tick.py
+	$(BIN)/python benchmarks/single_account.py
+	$(BIN)/python benchmarks/legacy_import.py
 
 clean:
 	rm -rf $(VENV) .spotlake .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -115,6 +115,8 @@ def main() -> None:
             environ = {
                 **os.environ,
                 "SPOTLAKE_ENV": "local",
+                # The benchmark's fixed day must be one of the partitions.
+                "SPOTLAKE_PARTITIONS_START": DAY,
                 "SPOTLAKE_HOME": home,
                 "SPOTLAKE_SCALE": str(args.scale),
                 "SPOTLAKE_SIM_LATENCY_MS": "0",
