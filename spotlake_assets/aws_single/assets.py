@@ -295,7 +295,7 @@ def aws_single_sps(
 
     watch = Stopwatch()
     pk = context.partition_key
-    if cannot_observe(aws_api, pk):
+    if cannot_observe(aws_api, pk, context):
         yield from skip_unobserved(context, SPS, ["unique_keys"], "SPS cannot be asked about a past window")
         return
     day = day_key_of_window(pk)
@@ -368,7 +368,7 @@ def aws_single_interruption_frequency(
 
     watch = Stopwatch()
     pk = context.partition_key
-    if cannot_observe(aws_api, pk):
+    if cannot_observe(aws_api, pk, context):
         yield from skip_unobserved(context, IF, [], "the advisor publishes only its current view")
         return
     try:

@@ -95,6 +95,8 @@ def test_the_whole_single_account_graph_materializes_on_the_simulated_cloud(loca
     first, later = metadata(out[WINDOWS[0]], "aws_single/sps"), metadata(out[WINDOWS[1]], "aws_single/sps")
     assert first["configurations_spent"] == selection["Configurations"].sum()
     assert later["configurations_spent"] == 0 and later["configurations_repeated"] > 0
+    # A past window on the simulated cloud is a replay, and says so like the main collectors.
+    assert str(first["replay"]).startswith("simulated: a past window replayed")
     report = metadata(out["score"], "aws_single/daily_score")
     assert "single-account report" in report["report"]
     assert report["top_k"], "three windows of history hold changes"
