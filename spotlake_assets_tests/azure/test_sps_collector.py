@@ -210,6 +210,21 @@ def test_an_unknown_label_fails_at_once_and_is_never_checkpointed(
     assert local_lake.list_keys(sps_checkpoint_prefix("azure", PK)) == []
 
 
+def test_a_malformed_batch_keeps_the_finished_batches_and_sends_no_more(local_lake: LocalLake) -> None:
+    reqs = requests(6)  # batches 0, 1, 2 run one after the other; batch 1 answers an unknown label
+    api = ScriptedAzureApi(labels={"Standard_D6s_v5": "VeryHigh"})
+    sleeps: list[float] = []
+    with pytest.raises(MalformedResponse, match="VeryHigh"):
+        collect_sps(
+            api, local_lake, LOGIN, reqs, ENDPOINTS, PK, START, 50, NAMES,
+            policy=RetryPolicy(attempts=3, max_wait_s=5.0, backoff_s=0.5), workers=1, sleep=sleeps.append,
+        )  # fmt: skip
+    assert local_lake.list_keys(sps_checkpoint_prefix("azure", PK)) == [checkpoint_key(PK, 50, reqs[0:2])]
+    # Unlike AWS, a permanent error stops the window: the later batch is not sent (it would spend budget).
+    sent = [size for _, _, sizes in api.calls for size in sizes]
+    assert sent == ["Standard_D2s_v5", "Standard_D4s_v5", "Standard_D6s_v5"]
+
+
 def test_a_permanent_error_fails_at_once_without_retries_or_checkpoint(local_lake: LocalLake) -> None:
     api = ScriptedAzureApi(permanent=["Standard_D2s_v5"])
     waits: list[float] = []

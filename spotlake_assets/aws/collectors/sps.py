@@ -256,8 +256,11 @@ def collect_sps(
     ordered = sorted(queries, key=lambda q: (q.group, q.query_id))
     grouped = [(g, list(qs)) for g, qs in groupby(ordered, key=lambda q: q.group)]
     ledger.reserve(capacity, [g for g, _ in grouped])
+    # Every group runs to the end (and checkpoints) before a failure is raised: `Executor.map` would cancel
+    # the groups not yet started as soon as one raised, so a rerun would pay for them again.
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sps") as pool:
-        outcomes = list(pool.map(lambda item: runner.run(*item), grouped))
+        futures = [pool.submit(runner.run, group, group_queries) for group, group_queries in grouped]
+    outcomes = [future.result() for future in futures]
     frames = [o.frame for o in outcomes if o.frame is not None]
     frame = (pd.concat(frames, ignore_index=True) if frames else scores_to_frame([], capacity)).sort_values(
         ["InstanceType", "Region", "AZ"], ignore_index=True
