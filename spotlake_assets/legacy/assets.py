@@ -47,7 +47,7 @@ def _metadata(report: "MonthReport", watch: Stopwatch, location: str) -> dict[st
         watch,
         rows=rows,
         api_calls=0,
-        simulated=False,
+        simulated=report.synthetic,
         location=location,
         rows_per_second=round(rows / seconds),
         days_imported=len(report.imported_days),

@@ -52,7 +52,12 @@ from spotlake_assets.domain.legacy import (
 from spotlake_assets.domain.windows import WINDOW, window_key
 from spotlake_assets.legacy.parsing import parse_snapshot_table
 from spotlake_assets.legacy.snapshots import DeltaEncoder, NotFast, Snapshot
-from spotlake_assets.legacy.sources import SnapshotFile, SnapshotSource, is_snapshot_name
+from spotlake_assets.legacy.sources import (
+    SnapshotFile,
+    SnapshotSource,
+    is_snapshot_name,
+    is_synthetic_marker,
+)
 from spotlake_assets.sinks.history import (
     DayEntry,
     HistoryConflict,
@@ -188,12 +193,16 @@ class MonthPlan:
     skipped: list[Skipped] = field(default_factory=list)
     # Per day: files naming a window another file of the day already names (the first by name is read).
     duplicates: dict[date, list[Skipped]] = field(default_factory=dict)
+    # The month was written by the synthetic generator, not by SpotLake.
+    synthetic: bool = False
 
 
 def plan_month(files: Sequence[SnapshotFile], month: date) -> MonthPlan:
     plan = MonthPlan()
     seen: dict[datetime, str] = {}
     for file in sorted(files, key=lambda f: f.name):
+        if is_synthetic_marker(file.name):
+            plan.synthetic = True
         if not is_snapshot_name(file.name):
             continue
         try:
@@ -222,6 +231,7 @@ class MonthReport:
     skipped: list[Skipped] = field(default_factory=list)
     # Days of the month without a single file: whole-day gaps, not checkpointed.
     missing_days: list[date] = field(default_factory=list)
+    synthetic: bool = False
 
     def gaps(self) -> list[dict[str, Any]]:
         whole = [
@@ -237,6 +247,7 @@ class MonthReport:
             "format": "spotlake-legacy-month/1",
             "provider": self.provider,
             "month": f"{self.month:%Y-%m}",
+            "synthetic": self.synthetic,
             "days_imported": [d.day.isoformat() for d in self.days],
             "missing_days": [d.isoformat() for d in self.missing_days],
             "windows": self.total("windows_count"),
@@ -559,7 +570,13 @@ def import_month(
     """Import every day of ``month`` not imported yet, oldest first (module docstring)."""
     provider = layout.provider
     plan = plan_month(source.files(), month)
-    report = MonthReport(provider, month, skipped=list(plan.skipped))
+    report = MonthReport(provider, month, skipped=list(plan.skipped), synthetic=plan.synthetic)
+    if plan.synthetic:
+        log.warning(
+            "%s %s: a synthetic month (not SpotLake's data): its import is labelled simulated",
+            provider,
+            f"{month:%Y-%m}",
+        )
     days = month_days(month)
     previous_window = _window_before(lake, provider, days[0])
     for day in days:

@@ -24,6 +24,9 @@ import dagster as dg
 # SpotLake's bucket layout for raw snapshots; the default source of an import.
 DEFAULT_SOURCE = "s3://spotlake/rawdata/{provider}/{year}/{month}/"
 _SNAPSHOT_SUFFIXES = (".csv", ".csv.gz")
+# The synthetic generator (`synthetic.py`) leaves this file at a month's root and SpotLake's archive never
+# holds it: an import of a synthetic month is labelled simulated, like the simulated clouds' data.
+SYNTHETIC_MARKER = "SYNTHETIC-NOT-SPOTLAKE-DATA.txt"
 
 
 @dataclass(frozen=True)
@@ -158,3 +161,7 @@ class LegacyArchive(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 def is_snapshot_name(name: str) -> bool:
     return _is_snapshot(name)
+
+
+def is_synthetic_marker(name: str) -> bool:
+    return name.rsplit("/", 1)[-1] == SYNTHETIC_MARKER

@@ -5,7 +5,7 @@ unzipped (``"tree"``), or the bucket's ``rawdata/aws/YYYY/MM/DD/HH-MM-SS.csv.gz`
 is the full snapshot at that time with SpotLake's columns. Deterministic from ``seed``: pools drift (about 1%
 of them change a score or a price per snapshot, a few appear or disappear), a few snapshots are missing
 (gaps), the collection second wanders (``HH-MM-03``), some files are plain ``.csv``, and one file is a
-truncated gzip.
+truncated gzip. A marker file at the month's root (``SYNTHETIC_MARKER``) labels the import simulated.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pyarrow.csv as pacsv
 
 from spotlake_assets.domain.legacy import WINDOWS_PER_DAY, month_days
 from spotlake_assets.domain.windows import WINDOW
+from spotlake_assets.legacy.sources import SYNTHETIC_MARKER
 
 AWS_COLUMNS = (
     "Time", "InstanceType", "Region", "AZ", "SPS", "T3", "T2", "IF", "OndemandPrice", "SpotPrice", "Savings",
@@ -181,7 +182,18 @@ def write_synthetic_month(
     location.parent.mkdir(parents=True, exist_ok=True)
     result = SyntheticMonth(location)
     archive = zipfile.ZipFile(location, "w", zipfile.ZIP_STORED) if layout == "zip" else None
+    marker = (
+        f"Synthetic {provider} month {month:%Y-%m} written by spotlake_assets.legacy.synthetic (seed {seed}, "
+        f"{pools} pools): simulated data, not SpotLake's.\n"
+    ).encode()
     try:
+        if archive is not None:
+            archive.writestr(
+                zipfile.ZipInfo(f"{stem}/{SYNTHETIC_MARKER}", date_time=(2000, 1, 1, 0, 0, 0)), marker
+            )
+        else:
+            location.mkdir(parents=True, exist_ok=True)
+            (location / SYNTHETIC_MARKER).write_bytes(marker)
         for index, window in enumerate(windows):
             if index:
                 state.step()

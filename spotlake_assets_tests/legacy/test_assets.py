@@ -13,7 +13,7 @@ import dagster as dg
 from spotlake_assets.batch_launcher.launcher import JOB_CLASS_TAG
 from spotlake_assets.legacy.assets import LARGE_JOB_CLASS, legacy_assets, legacy_jobs
 from spotlake_assets.legacy.importer import checkpoint_key, month_record_key
-from spotlake_assets.legacy.sources import LegacyArchive
+from spotlake_assets.legacy.sources import SYNTHETIC_MARKER, LegacyArchive
 from spotlake_assets.legacy.synthetic import write_synthetic_month
 from spotlake_assets.sinks.history import load_manifest
 from spotlake_assets.storage.lake import LakeResource, LocalLake, S3Lake
@@ -57,6 +57,9 @@ def test_materialize_a_month_from_a_zip(tmp_path: Path) -> None:
     meta = _metadata(result)
     _check_month(lake, meta, result)
     assert meta["rows"] == month.rows
+    # The generator's month says it is synthetic: its import is labelled simulated, in metadata and record.
+    assert meta["simulated"] is True
+    assert json.loads(lake.read_bytes(month_record_key("aws", MONTH)))["synthetic"] is True
     # A rerun finds every day checkpointed.
     again = _metadata(_materialize(lake, template))
     assert (again["days_imported"], again["days_already_imported"], again["rows"]) == (0, 2, 0)
@@ -65,15 +68,18 @@ def test_materialize_a_month_from_a_zip(tmp_path: Path) -> None:
 def test_materialize_a_month_from_an_s3_prefix(tmp_path: Path, s3_lake: S3Lake) -> None:
     month = small_month(tmp_path / "bucket", layout="rawdata")
     s3 = boto3.client("s3", region_name=REGION)
+    # Uploaded as SpotLake's bucket holds a month: without the synthetic generator's marker.
     for path in sorted(month.location.rglob("*")):
-        if path.is_file():
+        if path.is_file() and path.name != SYNTHETIC_MARKER:
             key = path.relative_to(tmp_path / "bucket").as_posix()
             s3.put_object(Bucket="spotlake-read", Key=key, Body=path.read_bytes())
     result = _materialize(s3_lake, "s3://spotlake-read/rawdata/{provider}/{year}/{month}/")
     assert result.success
     meta = _metadata(result)
     _check_month(s3_lake, meta, result)
+    assert meta["simulated"] is False
     record = json.loads(s3_lake.read_bytes(month_record_key("aws", MONTH)))
+    assert record["synthetic"] is False
     assert record["skipped_files"][0]["file"].startswith("rawdata/aws/2024/03/")
 
 
@@ -97,6 +103,7 @@ def test_materialize_an_azure_month_from_an_unzipped_tree(tmp_path: Path) -> Non
     assert result.success
     (event,) = result.asset_materializations_for_node("legacy__azure_history")
     assert event.metadata["rows"].value == month.rows
+    assert event.metadata["simulated"].value is True
     assert set(load_manifest(lake, "azure").days) == {"2024-03-01"}
     assert lake.list_keys("history/azure/2024/03/01/")
 
@@ -130,4 +137,4 @@ def test_a_zip_on_s3_is_fetched_to_scratch_and_removed_after(tmp_path: Path, mot
     with archive.open("s3://spotlake-read/aws/2024/aws-2024-03.zip") as source:
         names = [f.name for f in source.files()]
         assert list(scratch.iterdir()), "the zip is read from the scratch directory"
-    assert len(names) == month.files and not list(scratch.iterdir())
+    assert len(names) == month.files + 1 and not list(scratch.iterdir())  # the snapshots and the marker
