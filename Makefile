@@ -66,7 +66,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The instance's storage is created first under the lock the demo takes: `dagster dev` creates it unlocked,
+# and a demo started at the same moment on a fresh home would collide with it on alembic_version.
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m spotlake_assets.demo --init-only
 	SPOTLAKE_ENV=local SPOTLAKE_SCALE=$(UI_SCALE) $(if $(UI_PARTITIONS_START),SPOTLAKE_PARTITIONS_START=$(UI_PARTITIONS_START)) \
 	  $(BIN)/dagster dev -w workspace.yaml
 

@@ -246,7 +246,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--mode", choices=("full", "single"), default="full", help="single: the single-account mode"
     )
+    parser.add_argument(
+        "--init-only",
+        action="store_true",
+        help="only create the Dagster instance's storage, under the demo's lock, and exit (`make ui` runs it "
+        "first, so a demo started beside it cannot race it on a fresh home)",
+    )
     args = parser.parse_args(argv)
+    if args.init_only:
+        try:
+            fallback = str(load_settings().home / "dagster_home")
+        except InvalidSetting as exc:
+            sys.exit(str(exc))
+        open_instance(Path(os.environ.setdefault("DAGSTER_HOME", fallback)))
+        return
     windows = _windows_from_args(args)
     days = days_of(windows)
 

@@ -49,6 +49,7 @@ from spotlake_assets.demo import (
     remember_for_ui,
 )
 from spotlake_assets.orchestration.plots import MAX_PNG_BYTES, plot_keys, png_of
+from spotlake_assets.storage.locks import file_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,6 +189,35 @@ def test_make_ui_runs_at_the_scale_of_the_last_demo(tmp_path: Path) -> None:
     line = _make_ui_line(tmp_path)
     assert "SPOTLAKE_SCALE=0.05 " in line and "SPOTLAKE_PARTITIONS_START=2026-03-01" in line
     assert "SPOTLAKE_SCALE=0.5 " in _make_ui_line(tmp_path, "SCALE=0.5")
+
+
+def test_make_ui_creates_the_instance_under_the_demos_lock_first(tmp_path: Path) -> None:
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    recipe = subprocess.run(
+        [make, "-n", "--no-print-directory", "ui", f"SPOTLAKE_HOME={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+    ).stdout.splitlines()  # fmt: skip
+    init = next(i for i, line in enumerate(recipe) if "spotlake_assets.demo --init-only" in line)
+    assert init < next(i for i, line in enumerate(recipe) if "dagster dev" in line)
+    # The init waits for a demo holding the lock (as `open_instance` does), then creates the storage.
+    dagster_home = dagster_home_of(tmp_path)
+    runs_db = dagster_home / "history" / "runs.db"
+    with file_lock(dagster_home / ".instance-init.lock"):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "spotlake_assets.demo", "--init-only"],
+            cwd=ROOT,
+            env=demo_env(tmp_path, ONE_WINDOW),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        time.sleep(3)
+        assert process.poll() is None and not runs_db.exists()
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert runs_db.is_file() and (dagster_home / "schedules" / "schedules.db").is_file()
 
 
 def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, Any]:
