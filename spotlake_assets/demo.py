@@ -150,6 +150,12 @@ def check_lines(states: dict[str, bool]) -> list[str]:
     return lines
 
 
+def dagster_home_for(home: Path) -> Path:
+    """``DAGSTER_HOME`` when it is set (the Makefile sets it), else ``<home>/dagster_home``, which then
+    becomes this process's ``DAGSTER_HOME`` (Dagster reads the instance from there)."""
+    return Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster_home")))
+
+
 def open_instance(dagster_home: Path) -> dg.DagsterInstance:
     """The instance of ``dagster_home``, its storage created under a lock: two processes creating the SQLite
     schemas of a fresh home at once collide on ``alembic_version`` (sqlite3.IntegrityError)."""
@@ -255,10 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.init_only:
         try:
-            fallback = str(load_settings().home / "dagster_home")
+            open_instance(dagster_home_for(load_settings().home))
         except InvalidSetting as exc:
             sys.exit(str(exc))
-        open_instance(Path(os.environ.setdefault("DAGSTER_HOME", fallback)))
         return
     windows = _windows_from_args(args)
     days = days_of(windows)
@@ -280,8 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     home = settings.home
     home_lock = _hold_home(home)
     remember_for_ui(home, settings.scale, start)
-    os.environ.setdefault("DAGSTER_HOME", str(home / "dagster_home"))
-    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    dagster_home = dagster_home_for(home)
     dagster_home.mkdir(parents=True, exist_ok=True)
     template = Path(__file__).resolve().parents[1] / "infra" / "local" / "dagster.yaml"
     if template.is_file() and not (dagster_home / "dagster.yaml").exists():
